@@ -109,7 +109,9 @@ def _as_cells(name: str, values: object) -> np.ndarray:
     try:
         arr = np.array(values, dtype=np.float64, copy=True)
     except (TypeError, ValueError) as exc:
-        raise CellValidationError(f"{name}: must be a list of numbers ({exc})", field=name) from None
+        raise CellValidationError(
+            f"{name}: must be a list of numbers ({exc})", field=name
+        ) from None
     if arr.ndim != 1:
         raise CellValidationError(
             f"{name} has shape {list(arr.shape)}: must be one value per cell (1-D)", field=name
