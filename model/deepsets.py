@@ -28,7 +28,7 @@ class ModelConfig:
     pooling: Pooling = "mean"
     residual: bool = True  # False with norm=False gives plain Deep Sets
     norm: bool = True
-    reference_cells: int = 1000  # mean pooling is scaled by this so sum and mean start alike
+    reference_cells: int = 1  # mean pooling multiplies by this (1 = plain mean)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -37,9 +37,10 @@ class ModelConfig:
 class DeepSetsPP(nn.Module):
     """Encoder of equivariant blocks, masked pooling, MLP decoder.
 
-    `pooling="sum"` is the paper's choice; its output grows with the number of cells. `"mean"`
-    (scaled by `reference_cells`) gives the same function at the reference count and stays stable
-    when a sample has fewer valid cells.
+    `pooling="sum"` is the paper's choice; its output grows with the number of cells, so a sample
+    with 400 valid cells reads differently from the same blood with 1,000. `"mean"` pools the
+    empirical distribution and stays stable across cell counts (optionally scaled by
+    `reference_cells`, which makes it equal to sum pooling at that count).
     """
 
     def __init__(self, config: ModelConfig | None = None) -> None:

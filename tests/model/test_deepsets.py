@@ -91,5 +91,5 @@ def test_deep_plain_deepsets_gradients_vanish_but_deep_setsplusplus_do_not():
         loss = (model.forward_standardised(x, lengths) - target).pow(2).mean()
         loss.backward()
         norms[name] = model.embed.weight.grad.norm().item()
-    assert norms["ds++"] > 1e-2
-    assert norms["plain"] < 1e-8
+    assert norms["ds++"] > 1e-3
+    assert norms["plain"] < 1e-6 * norms["ds++"]
