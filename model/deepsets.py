@@ -22,6 +22,7 @@ Pooling = Literal["sum", "mean"]
 class ModelConfig:
     """Architecture hyper-parameters; presets live in `PRESETS`."""
 
+    in_features: int = 2  # volume fL, hemoglobin pg (1 for the paper's Normal Var task)
     hidden: int = 128
     blocks: int = 25  # K residual blocks; the paper's "50 layers" is K = 25 (2 layers each)
     decoder_layers: int = 3
@@ -47,7 +48,7 @@ class DeepSetsPP(nn.Module):
         super().__init__()
         self.config = config = config or ModelConfig()
         h = config.hidden
-        self.embed = nn.Linear(2, h, bias=False)
+        self.embed = nn.Linear(config.in_features, h, bias=False)
         self.blocks = nn.ModuleList(
             ResidualBlock(h, norm=config.norm) for _ in range(config.blocks)
         ) if config.residual else nn.ModuleList(
@@ -60,8 +61,8 @@ class DeepSetsPP(nn.Module):
             layers += [nn.Linear(h, h), nn.ReLU()]
         layers.append(nn.Linear(h, 1))
         self.decoder = nn.Sequential(*layers)
-        self.register_buffer("input_mean", torch.zeros(2))
-        self.register_buffer("input_scale", torch.ones(2))
+        self.register_buffer("input_mean", torch.zeros(config.in_features))
+        self.register_buffer("input_scale", torch.ones(config.in_features))
         self.register_buffer("label_mean", torch.zeros(()))
         self.register_buffer("label_scale", torch.ones(()))
 
@@ -75,9 +76,9 @@ class DeepSetsPP(nn.Module):
 
     def forward_standardised(self, cells: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Prediction in standardised label units (what the loss sees), `[B]`."""
-        # cells [B, S, 2] raw fL/pg, lengths [B]
+        # cells [B, S, F] raw fL/pg (F = 2), lengths [B]
         mask = valid_mask(lengths, cells.shape[1])  # [B, S, 1]
-        x = (cells - self.input_mean) / self.input_scale * mask  # [B, S, 2]
+        x = (cells - self.input_mean) / self.input_scale * mask  # [B, S, F]
         x = self.embed(x)  # [B, S, H]
         for block in self.blocks:
             x = block(x, mask)
