@@ -6,7 +6,6 @@ returns `hematocrit_pct [B]`; batch and set size are dynamic.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -15,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.card import sha256_file
 from model.deepsets import DeepSetsPP
+
+__all__ = ["ParityError", "export_onnx", "max_parity_error", "parity_batch", "sha256_file"]
 
 INPUT_NAMES = ("cells", "lengths")
 OUTPUT_NAME = "hematocrit_pct"
@@ -25,14 +27,6 @@ PARITY_TOLERANCE = 1e-4
 
 class ParityError(RuntimeError):
     """The exported graph's outputs differ from torch's beyond tolerance."""
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def parity_batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,114 @@
+"""The ONNX model in the running service: bundle loading with a checksum gate, execution
+provider choice that reports what actually runs, and one `predict` for every code path.
+
+No torch here: numpy + onnxruntime only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from model.card import sha256_file
+
+log = logging.getLogger("hct.runtime")
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class BundleError(RuntimeError):
+    """The model bundle is missing, incomplete or does not match its card."""
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A model directory: `model.onnx` plus `card.json` describing it."""
+
+    directory: Path
+    onnx_path: Path
+    card: dict[str, Any]
+    sha256: str
+
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version", "unknown"))
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", "hct-deepsets-pp"))
+
+
+def load_bundle(directory: str | Path) -> ModelBundle:
+    """Read the card and verify `model.onnx` against its sha256; refuse on any mismatch."""
+    directory = Path(directory)
+    card_path, onnx_path = directory / "card.json", directory / "model.onnx"
+    for path in (card_path, onnx_path):
+        if not path.is_file():
+            raise BundleError(f"model bundle {directory}: {path.name} is missing")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BundleError(f"model bundle {directory}: card.json is not valid JSON ({exc})") \
+            from None
+    expected = str(card.get("onnx_sha256", ""))
+    actual = sha256_file(onnx_path)
+    if expected != actual:
+        raise BundleError(
+            f"model bundle {directory}: model.onnx sha256 {actual} does not match card.json "
+            f"onnx_sha256 {expected or '(missing)'}; refusing to serve an unverified model"
+        )
+    return ModelBundle(directory, onnx_path, card, actual)
+
+
+class OnnxModel:
+    """An onnxruntime session over a verified bundle; `provider` is what really runs."""
+
+    def __init__(self, bundle: ModelBundle,
+                 preference: Literal["auto", "cuda", "cpu"] = "auto",
+                 intra_op_threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.bundle = bundle
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = intra_op_threads
+        options.log_severity_level = 3  # a failed CUDA load is reported by us, below
+        wanted = self._wanted_providers(ort, preference)
+        self.session = ort.InferenceSession(str(bundle.onnx_path), options, providers=wanted)
+        # get_available_providers() lists CUDA on machines without a GPU, and a session asked
+        # for CUDA silently runs on CPU when the CUDA libraries fail to load: trust only this.
+        self.provider: str = self.session.get_providers()[0]
+        if CUDA in wanted and self.provider != CUDA:
+            log.warning("CUDA execution provider requested but could not be loaded; "
+                        "running on %s", self.provider)
+        if preference == "cuda" and self.provider != CUDA:
+            raise BundleError("HCT_EXECUTION_PROVIDER=cuda but the CUDA execution provider "
+                              f"could not be loaded (session runs on {self.provider})")
+        log.info("model %s %s loaded on %s (sha256 %s)", bundle.name, bundle.version,
+                 self.provider, bundle.sha256[:12])
+
+    @staticmethod
+    def _wanted_providers(ort: Any, preference: str) -> list[str]:
+        available = ort.get_available_providers()
+        if preference != "cpu" and CUDA in available:
+            return [CUDA, CPU]
+        return [CPU]
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.provider == CUDA else "cpu"
+
+    def predict(self, cells: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Hematocrit % for a padded batch: `cells [B, S, 2]` float32, `lengths [B]` int64."""
+        out = self.session.run(
+            ["hematocrit_pct"],
+            {"cells": np.ascontiguousarray(cells, dtype=np.float32),
+             "lengths": np.ascontiguousarray(lengths, dtype=np.int64)},
+        )[0]
+        return out.astype(np.float64)  # [B]

@@ -1,0 +1,78 @@
+"""All service configuration, from `HCT_*` environment variables (or a `.env` file).
+
+Development defaults run out of the box (SQLite file, bundled model, no API keys); outside
+development the settings refuse the defaults that are unsafe for a hospital network.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
+
+
+class Settings(BaseSettings):
+    """Service settings; every field can be set as `HCT_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="HCT_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///./hct.db"
+    model_dir: Path = DEFAULT_MODEL_DIR
+    execution_provider: Literal["auto", "cuda", "cpu"] = "auto"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    set_size: int = Field(1000, ge=16, le=100_000)  # cells fed to the model per sample
+    min_cells: int = Field(200, ge=2)
+    max_cells: int = Field(200_000, ge=1)  # per sample in a request
+    max_batch_size: int = Field(32, ge=1, le=1024)
+    max_queue_delay_ms: float = Field(5.0, ge=0.0, le=1000.0)
+    max_queue_size: int = Field(256, ge=1)
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
+
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    upload_dir: Path = Path("./hct-uploads")
+    job_lease_seconds: float = Field(60.0, gt=0)
+    job_chunk_size: int = Field(64, ge=1)
+    run_jobs: bool = True  # this process also works on batch jobs
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip().lower() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_sha256(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+                raise ValueError("HCT_API_KEYS holds sha256 hex digests (64 hex characters), "
+                                 "not raw keys")
+        return keys
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment == "production":
+            if self.database_url.startswith("sqlite"):
+                raise ValueError("HCT_DATABASE_URL must point at PostgreSQL in production "
+                                 "(SQLite is for development and tests)")
+            if not self.api_keys:
+                raise ValueError("HCT_API_KEYS must be set in production")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
