@@ -80,8 +80,8 @@ class CellSet:
             )
         _check_cell_range("volume_fl", volume, VOLUME_RANGE_FL, "fL")
         _check_cell_range("hemoglobin_pg", hemoglobin, HEMOGLOBIN_RANGE_PG, "pg")
-        object.__setattr__(self, "volume_fl", volume)
-        object.__setattr__(self, "hemoglobin_pg", hemoglobin)
+        object.__setattr__(self, "volume_fl", _frozen_float32(volume))
+        object.__setattr__(self, "hemoglobin_pg", _frozen_float32(hemoglobin))
 
     @property
     def n_cells(self) -> int:
@@ -105,7 +105,11 @@ def _check_id(name: str, value: object) -> None:
 
 
 def _as_cells(name: str, values: object) -> np.ndarray:
-    """Copy to a read-only 1-D float32 array (never a view of the caller's data)."""
+    """Copy to a 1-D float64 array (never a view of the caller's data), checked finite.
+
+    Range checks run on this float64 copy, so a huge value is reported as itself rather than
+    overflowing to inf in float32 first.
+    """
     try:
         arr = np.array(values, dtype=np.float64, copy=True)
     except (TypeError, ValueError) as exc:
@@ -123,6 +127,10 @@ def _as_cells(name: str, values: object) -> np.ndarray:
             f"{name}[{i}] = {arr[i]}: must be a finite number ({bad.size} non-finite values)",
             field=f"{name}[{i}]",
         )
+    return arr
+
+
+def _frozen_float32(arr: np.ndarray) -> np.ndarray:
     out = arr.astype(np.float32)
     out.flags.writeable = False
     return out

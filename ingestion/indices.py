@@ -4,9 +4,12 @@ Formulas (V = cell volume in fL, H = cell hemoglobin in pg, CHC = 100·H/V in g/
 - MCV (fL)      = mean(V)
 - MCH (pg)      = mean(H)
 - MCHC (g/dL)   = 100 · MCH / MCV      (pg/fL = 100 g/dL)
+- CHCM (g/dL)   = mean(CHC), the cell-by-cell mean concentration (ADVIA); close to MCHC
 - RDW-CV (%)    = 100 · SD(V) / MCV    (population SD)
 - RDW-SD (fL)   = width of the volume histogram (1-fL bins, 5-bin moving average) at 20 % of
-                  its peak height, with linear interpolation at both crossings
+                  its peak height, with linear interpolation at both crossings (the Sysmex
+                  definition that the 39–46 fL reference range refers to; SD(V) itself is
+                  about 12 fL in health)
 - HDW (g/dL)    = SD(CHC), the hemoglobin concentration distribution width (Siemens ADVIA)
 - Mentzer index = MCV / RBC count (10^12/L), only when an RBC count is known; < 13 suggests
                   thalassemia trait, > 13 iron deficiency.
@@ -21,7 +24,8 @@ import numpy as np
 from ingestion.cells import CellSet
 from ingestion.masked import masked_central_moment, masked_mean, valid_mask
 
-INDEX_NAMES = ("mcv_fl", "mch_pg", "mchc_g_dl", "rdw_cv_pct", "rdw_sd_fl", "hdw_g_dl")
+INDEX_NAMES = ("mcv_fl", "mch_pg", "mchc_g_dl", "chcm_g_dl", "rdw_cv_pct", "rdw_sd_fl",
+               "hdw_g_dl")
 _HIST_MAX_FL = 300
 _RDW_SD_LEVEL = 0.2
 
@@ -34,6 +38,7 @@ class RedCellIndices:
     mcv_fl: float
     mch_pg: float
     mchc_g_dl: float
+    chcm_g_dl: float
     rdw_cv_pct: float
     rdw_sd_fl: float
     hdw_g_dl: float
@@ -70,6 +75,7 @@ def indices_table(x: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
         "mcv_fl": mcv,
         "mch_pg": mch,
         "mchc_g_dl": 100.0 * mch / mcv,
+        "chcm_g_dl": chc_mean,
         "rdw_cv_pct": 100.0 * np.sqrt(masked_central_moment(volume, mask, n, mcv, 2)) / mcv,
         "rdw_sd_fl": rdw_sd(volume, mask),
         "hdw_g_dl": np.sqrt(masked_central_moment(chc, mask, n, chc_mean, 2)),

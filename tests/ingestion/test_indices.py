@@ -23,6 +23,7 @@ def test_indices_match_textbook_formulas():
     assert idx.mcv_fl == pytest.approx(v.mean())
     assert idx.mch_pg == pytest.approx(h.mean())
     assert idx.mchc_g_dl == pytest.approx(100 * h.mean() / v.mean())
+    assert idx.chcm_g_dl == pytest.approx((100 * h / v).mean())
     assert idx.rdw_cv_pct == pytest.approx(100 * v.std() / v.mean())
     assert idx.hdw_g_dl == pytest.approx((100 * h / v).std())
     assert idx.mentzer_index(5.0) == pytest.approx(v.mean() / 5.0)
