@@ -4,7 +4,6 @@ zip of FCS files. Callers (CLI, batch jobs) get cell sets or per-sample errors, 
 
 from __future__ import annotations
 
-import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,8 +104,7 @@ def _iter_fcs_zip(path: Path, *, min_cells: int) -> Iterator[CellSet | SampleErr
                 continue
             try:
                 data = archive.read(member)
-                yield read_fcs(io.BytesIO(data).getvalue(), sample_id=None, min_cells=min_cells,
-                               default_id=stem)
+                yield read_fcs(data, min_cells=min_cells, default_sample_id=stem)
             except IngestionError as exc:
                 yield SampleError(None, stem, name, exc.kind, f"{name}: {exc.message}")
             except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
