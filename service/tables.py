@@ -91,6 +91,7 @@ job_chunks = Table(
     Column("chunk_index", Integer, primary_key=True),
     Column("first_seq", Integer, nullable=False),
     Column("n_items", Integer, nullable=False),
+    Column("seqs", JSON, nullable=False),  # upload positions of the chunk's samples
     Column("payload", LargeBinary, nullable=False),  # npz of the chunk's cell sets
     Column("status", String(16), nullable=False),  # pending | done
     Column("lease_owner", String(64), nullable=True),
