@@ -117,7 +117,7 @@ async def create_prediction_from_fcs(
         cellset = await run_in_threadpool(
             _read_fcs, data, patient_id, sample_id, lab, state.settings.min_cells, stem)
     except IngestionError as exc:
-        exc.field = f"file: {exc.field}" if exc.field else "file"
+        exc.field = "file"  # the form field; the message names the FCS keyword or segment
         raise
     form = f"{patient_id}|{sample_id}|{measured_hematocrit_pct}|{rbc_count_e12_per_l}|{sex}|" \
            f"{age_years}"

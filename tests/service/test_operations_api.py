@@ -1,0 +1,108 @@
+"""Health, readiness, metrics, the model card, FHIR export, API keys and the audit trail."""
+
+import json
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.runtime import BundleError
+from service.security import key_digest
+from service.store import audit_entries
+from tests.service.conftest import cells_for
+
+
+def _body(sex: str | None = None) -> dict:
+    cells = cells_for(42.0, 300, 1)
+    body = {"patient_id": "P-7", "sample_id": "S-7", "volume_fl": cells[:, 0].tolist(),
+            "hemoglobin_pg": cells[:, 1].tolist()}
+    return body if sex is None else {**body, "sex": sex}
+
+
+def test_health_readiness_and_model_card(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["model"]["provider"] == "CPUExecutionProvider"
+    assert ready.json()["database"]["reachable"] is True
+    card = client.get("/v1/model").json()
+    assert "synthetic" in card["notice"] and "not validated" in card["notice"]
+    assert "synthetic" in card["card"]["intended_use"]
+    assert card["card"]["onnx_sha256"] == card["onnx_sha256_verified"]
+
+
+def test_readiness_is_503_when_the_database_is_unreachable(client):
+    from service.store import make_engine
+
+    client.app.state.hct.engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["database"]["reachable"] is False
+    assert client.get("/healthz").status_code == 200  # alive, just not ready
+
+
+def test_metrics_expose_requests_batches_and_provider(client):
+    client.post("/v1/predictions", json=_body())
+    text = client.get("/metrics").text
+    assert 'hct_http_requests_total{method="POST",route="/v1/predictions",status="201"}' in text
+    assert "hct_batch_size_bucket" in text
+    assert "hct_prediction_latency_seconds_count" in text
+    assert 'provider="CPUExecutionProvider"' in text
+    assert 'hct_predictions_stored_total{source="api"}' in text
+
+
+def test_fhir_observation(client):
+    created = client.post("/v1/predictions", json=_body(sex="F")).json()
+    r = client.get(f"/v1/predictions/{created['id']}/fhir")
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    obs = r.json()
+    assert obs["resourceType"] == "Observation" and obs["status"] == "preliminary"
+    assert obs["code"]["coding"][0] == {"system": "http://loinc.org", "code": "20570-8",
+                                        "display": "Hematocrit [Volume Fraction] of Blood by "
+                                                   "calculation"}
+    assert obs["valueQuantity"]["system"] == "http://unitsofmeasure.org"
+    assert obs["valueQuantity"]["code"] == "%"
+    assert obs["interpretation"][0]["coding"][0]["code"] == created["flag"]
+    assert obs["referenceRange"][0]["low"]["value"] == 36.0
+    assert obs["referenceRange"][0]["high"]["value"] == 46.0
+    assert created["model"]["version"] in obs["method"]["text"]
+    assert "not a measured value" in obs["note"][0]["text"]
+
+
+def test_api_keys_guard_everything_but_health_and_metrics(settings):
+    keyed = settings.model_copy(update={"api_keys": [key_digest("s3cret"), key_digest("other")]})
+    with TestClient(create_app(keyed)) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/readyz").status_code == 200
+        missing = client.post("/v1/predictions", json=_body())
+        assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
+        wrong = client.get("/v1/model", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "forbidden"
+        ok = client.post("/v1/predictions", json=_body(), headers={"X-API-Key": "s3cret"})
+        assert ok.status_code == 201
+        pid = ok.json()["id"]
+        assert client.get(f"/v1/predictions/{pid}",
+                          headers={"Authorization": "Bearer other"}).status_code == 200
+        with client.app.state.hct.engine.connect() as conn:
+            trail = audit_entries(conn, resource_id=pid)
+        assert [(e["action"], e["principal"]) for e in trail] == [
+            ("create", "key:" + key_digest("s3cret")[:12]),
+            ("read", "key:" + key_digest("other")[:12])]
+
+
+def test_logs_carry_no_patient_ids(client, caplog):
+    caplog.set_level("DEBUG", logger="hct")
+    client.post("/v1/predictions", json=_body())
+    assert "P-7" not in caplog.text and "S-7" not in caplog.text
+
+
+def test_service_refuses_a_bundle_whose_checksum_differs(settings, bundle_dir, tmp_path):
+    tampered = tmp_path / "tampered"
+    shutil.copytree(bundle_dir, tampered)
+    card = json.loads((tampered / "card.json").read_text())
+    card["onnx_sha256"] = "0" * 64
+    (tampered / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleError, match=r"does not match card\.json"), \
+            TestClient(create_app(settings.model_copy(update={"model_dir": tampered}))):
+        pass
