@@ -50,4 +50,71 @@ def ingest(
         raise typer.Exit(1)
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (HCT_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (HCT_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (HCT_WORKERS)")] = None,
+) -> None:
+    """Run the REST service (uvicorn) on the configured model bundle and database."""
+    import uvicorn
+
+    from service.logging_setup import configure_logging
+    from service.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    uvicorn.run("service.app:create_app", factory=True, host=host or settings.host,
+                port=port or settings.port, workers=workers or settings.workers,
+                log_level=settings.log_level, access_log=False, proxy_headers=True)
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Exit when no job work is left")] = False,
+) -> None:
+    """Work on batch jobs without serving HTTP (scale out by running more of these)."""
+    from service.logging_setup import configure_logging
+    from service.settings import get_settings
+    from service.worker_main import run_worker
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    run_worker(settings, once=once)
+
+
+@app.command()
+def score(
+    export: Annotated[Path, typer.Argument(help="CSV/Parquet export, Flow-RBC HDF5, FCS or zip")],
+    out: Annotated[Path, typer.Option(help="Results CSV")] = Path("results.csv"),
+) -> None:
+    """Score a lab export offline through the service's own pipeline (no HTTP, no database)."""
+    from ingestion.errors import IngestionError
+    from service.offline import score_file
+    from service.settings import get_settings
+
+    try:
+        done, errors = score_file(export, out, get_settings())
+    except IngestionError as exc:
+        typer.echo(f"error: {export}: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{done} samples scored, {errors} errors -> {out}")
+
+
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (the service also does this at start-up)."""
+    from service.migrate import current_revision, upgrade
+    from service.settings import get_settings
+    from service.store import make_engine
+
+    engine = make_engine(get_settings().database_url)
+    upgrade(engine)
+    typer.echo(f"database at revision {current_revision(engine)}")
+
+
 # ---- cohort and baselines commands (issue 3) go below this line ----

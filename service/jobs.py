@@ -59,6 +59,10 @@ class JobRunner:
         self._thread = threading.Thread(target=self.run_forever, name="hct-jobs", daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Finish the current unit of work, then leave `run_forever` (signal-safe)."""
+        self._stop.set()
+
     async def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
