@@ -39,7 +39,7 @@ def build_state(settings: Settings) -> ServiceState:
     bundle = load_bundle(settings.model_dir)
     model = OnnxModel(bundle, settings.execution_provider)
     set_size = min(settings.set_size, int(bundle.card.get("cells_per_set", settings.set_size)))
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url_with_password)
     upgrade(engine)
     batcher = MicroBatcher(model.predict, max_batch_size=settings.max_batch_size,
                            max_delay_ms=settings.max_queue_delay_ms,

@@ -112,7 +112,7 @@ def db_upgrade() -> None:
     from service.settings import get_settings
     from service.store import make_engine
 
-    engine = make_engine(get_settings().database_url)
+    engine = make_engine(get_settings().database_url_with_password)
     upgrade(engine)
     typer.echo(f"database at revision {current_revision(engine)}")
 

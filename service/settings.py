@@ -6,11 +6,12 @@ development the settings refuse the defaults that are unsafe for a hospital netw
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -20,10 +21,16 @@ DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 class Settings(BaseSettings):
     """Service settings; every field can be set as `HCT_<NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix="HCT_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="HCT_", env_file=".env", extra="ignore",
+        # Docker/compose secrets: /run/secrets/hct_database_password, /run/secrets/hct_api_keys
+        secrets_dir=os.environ.get("HCT_SECRETS_DIR", "/run/secrets")
+        if os.path.isdir(os.environ.get("HCT_SECRETS_DIR", "/run/secrets")) else None,
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite:///./hct.db"
+    database_password: SecretStr | None = None  # filled into database_url when it has none
     model_dir: Path = DEFAULT_MODEL_DIR
     execution_provider: Literal["auto", "cuda", "cpu"] = "auto"
     host: str = "127.0.0.1"
@@ -61,6 +68,16 @@ class Settings(BaseSettings):
                 raise ValueError("HCT_API_KEYS holds sha256 hex digests (64 hex characters), "
                                  "not raw keys")
         return keys
+
+    @property
+    def database_url_with_password(self) -> str:
+        """`database_url`, with `database_password` inserted when the URL carries none."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url)
+        if self.database_password is not None and url.password is None and url.username:
+            url = url.set(password=self.database_password.get_secret_value())
+        return url.render_as_string(hide_password=False)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -20,7 +20,7 @@ from service.store import make_engine
 def worker_state(settings: Settings) -> ServiceState:
     model = OnnxModel(load_bundle(settings.model_dir), settings.execution_provider)
     set_size = min(settings.set_size, int(model.bundle.card.get("cells_per_set", 1000)))
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url_with_password)
     upgrade(engine)
     return ServiceState(settings=settings, engine=engine, model=model,
                         scorer=Scorer(model, set_size), batcher=None)  # type: ignore[arg-type]

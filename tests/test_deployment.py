@@ -1,0 +1,102 @@
+"""Static checks of the container build and the compose stack (no Docker engine needed)."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text()
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _stages(text: str) -> list[tuple[str, str]]:
+    return re.findall(r"^FROM\s+(\S+)\s+AS\s+(\S+)", text, flags=re.M | re.I)
+
+
+def test_dockerfile_is_multi_stage_with_pinned_bases():
+    text = _dockerfile()
+    stages = _stages(text)
+    assert [name for _, name in stages] == ["base", "builder", "runtime"]
+    default_base = re.search(r"^ARG BASE_IMAGE=(\S+)", text, flags=re.M).group(1)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", default_base)  # pinned, not :latest
+    compose = _compose()
+    for service in compose["services"].values():
+        image_arg = service.get("build", {}).get("args", {}).get("BASE_IMAGE")
+        if image_arg:
+            assert ":" in image_arg and not image_arg.endswith(":latest")
+    assert "nvidia/cuda:" in compose["services"]["api-gpu"]["build"]["args"]["BASE_IMAGE"]
+
+
+def test_runtime_stage_is_slim_non_root_with_healthcheck_and_model():
+    text = _dockerfile()
+    runtime = text[text.index("AS runtime"):]
+    assert re.search(r"^USER hct$", runtime, flags=re.M)
+    assert "HEALTHCHECK" in runtime and "/healthz" in runtime
+    assert "COPY --from=builder /opt/venv /opt/venv" in runtime
+    assert "models/default" in runtime
+    assert 'ENTRYPOINT ["hct", "serve"]' in runtime
+    for forbidden in ("gcc", "build-essential", "torch", "pip install"):
+        assert forbidden not in runtime, forbidden
+
+
+def test_builder_installs_runtime_dependencies_only():
+    text = _dockerfile()
+    builder = "\n".join(line for line in text[text.index("AS builder"):text.index("AS runtime")]
+                        .splitlines() if not line.lstrip().startswith("#"))
+    assert "pip install --no-cache-dir ." in builder
+    assert "[train" not in builder and "[dev" not in builder
+    assert "! pip show torch" in builder  # the build fails if torch sneaks in
+
+
+def test_dockerignore_keeps_data_and_secrets_out():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for entry in (".git", ".venv", "data", "secrets", ".env", "*.h5", "*.db"):
+        assert entry in ignored
+
+
+def test_compose_services_healthchecks_and_dependencies():
+    compose = _compose()
+    services = compose["services"]
+    assert {"api", "db", "prometheus", "worker", "api-gpu"} <= set(services)
+    assert services["db"]["healthcheck"]["test"][0] == "CMD-SHELL"
+    assert "pgdata:/var/lib/postgresql/data" in services["db"]["volumes"]
+    assert "pgdata" in compose["volumes"]
+    assert services["api"]["depends_on"]["db"]["condition"] == "service_healthy"
+    assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
+    assert services["worker"]["entrypoint"] == ["hct", "worker"]
+    prom = services["prometheus"]
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prom["volumes"]
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
+    targets = [t for job in scrape["scrape_configs"] for s in job["static_configs"]
+               for t in s["targets"]]
+    assert "api:8000" in targets
+
+
+def test_gpu_profile_reserves_an_nvidia_device():
+    gpu = _compose()["services"]["api-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    device = gpu["deploy"]["resources"]["reservations"]["devices"][0]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert gpu["environment"]["HCT_EXECUTION_PROVIDER"] == "cuda"
+
+
+def test_no_secrets_committed_in_compose():
+    compose = _compose()
+    for name, secret in compose["secrets"].items():
+        assert set(secret) == {"environment"}, f"secret {name} must come from the environment"
+    for service in compose["services"].values():
+        env = service.get("environment", {})
+        for key, value in env.items():
+            assert "PASSWORD" not in key or key.endswith("_FILE"), f"{key} set inline"
+            assert key != "HCT_API_KEYS", "API key hashes come from a secret"
+            if key == "HCT_DATABASE_URL":
+                credentials = value.split("//", 1)[1].split("@", 1)[0]
+                assert ":" not in credentials, "password inside HCT_DATABASE_URL"
+    assert not list(ROOT.glob("secrets/*")), "a secrets/ folder is committed"
