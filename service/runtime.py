@@ -78,6 +78,9 @@ class OnnxModel:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = intra_op_threads
+        # Idle intra-op threads sleep instead of spinning: measured on the shared 2-core machine
+        # (bench/results/inference.md), spinning threads starve the event loop and each other.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # a failed CUDA load is reported by us, below
         wanted = self._wanted_providers(ort, preference)
         self.session = ort.InferenceSession(str(bundle.onnx_path), options, providers=wanted)
