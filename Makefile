@@ -25,8 +25,9 @@ install: $(RUNTIME_STAMP)
 
 install-dev: $(DEV_STAMP)
 
+# The bundled model (models/default) on a SQLite file; settings from HCT_* variables or .env.
 serve: install
-	$(BIN)/hct --help
+	$(BIN)/hct serve
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -5,32 +5,13 @@ database connection per request, as `Annotated` aliases routes declare.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from service.security import authenticate
-from service.settings import Settings
-
-if TYPE_CHECKING:
-    from service.batcher import MicroBatcher
-    from service.jobs import JobRunner
-    from service.pipeline import Scorer
-    from service.runtime import OnnxModel
-
-
-@dataclass
-class ServiceState:
-    """Everything loaded once at start-up and shared by every request."""
-
-    settings: Settings
-    engine: Engine
-    model: OnnxModel
-    scorer: Scorer
-    batcher: MicroBatcher
-    jobs: JobRunner | None = None
+from service.state import ServiceState
 
 
 def get_state(request: Request) -> ServiceState:

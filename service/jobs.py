@@ -29,7 +29,7 @@ from service.chunk_codec import decode_chunk, encode_chunk
 
 if TYPE_CHECKING:
     from ingestion.cells import CellSet
-    from service.deps import ServiceState
+    from service.state import ServiceState
 
 log = logging.getLogger("hct.jobs")
 MAX_CHUNK_ATTEMPTS = 3

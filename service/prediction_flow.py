@@ -5,41 +5,25 @@ Shared by the JSON and the FCS endpoints, so both behave the same on retries and
 
 from __future__ import annotations
 
-import hashlib
-
 from sqlalchemy.exc import IntegrityError
 
 from ingestion.cells import CellSet
 from service import metrics, store
-from service.deps import ServiceState
-from service.errors import ApiError
+from service.idempotency import replayed_id
+from service.state import ServiceState
 from service.store import PredictionRecord
-
-
-def request_digest(*parts: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(len(part).to_bytes(8, "little"))
-        digest.update(part)
-    return digest.hexdigest()
 
 
 def replay(state: ServiceState, principal: str, key: str | None,
            digest: str) -> PredictionRecord | None:
     """The stored prediction for a retried `Idempotency-Key`, or None for a new request."""
-    if key is None:
-        return None
     with state.engine.begin() as conn:
-        hit = store.find_idempotency(conn, principal, key)
-        if hit is None:
+        prediction_id = replayed_id(conn, principal, key, digest, "prediction")
+        if prediction_id is None:
             return None
-        if hit.request_sha256 != digest or hit.resource != "prediction":
-            raise ApiError(409, "idempotency_key_reused", "Idempotency-Key was already used "
-                           "for a different request", "header.idempotency-key")
-        record = store.get_prediction(conn, hit.resource_id)
         store.record_audit(conn, principal=principal, action="replay", resource="prediction",
-                           resource_id=hit.resource_id)
-    return record
+                           resource_id=prediction_id)
+        return store.get_prediction(conn, prediction_id)
 
 
 async def predict_and_store(state: ServiceState, cellset: CellSet, *, principal: str,

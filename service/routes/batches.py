@@ -22,7 +22,7 @@ from ingestion.sources import detect_format
 from service import job_store, store
 from service.deps import ConnectionDep, PrincipalDep, StateDep
 from service.errors import ApiError
-from service.prediction_flow import request_digest
+from service.idempotency import replayed_id, request_digest
 from service.routes.predictions import IdempotencyKey
 from service.schemas import BatchCreated, BatchStatus, ErrorResponse
 
@@ -104,16 +104,9 @@ async def create_batch(response: Response, state: StateDep, principal: Principal
 
 def _replay(state: StateDep, principal: str, key: str | None,
             digest: str) -> job_store.JobRow | None:
-    if key is None:
-        return None
     with state.engine.begin() as conn:
-        hit = store.find_idempotency(conn, principal, key)
-        if hit is None:
-            return None
-        if hit.request_sha256 != digest or hit.resource != "batch":
-            raise ApiError(409, "idempotency_key_reused", "Idempotency-Key was already used "
-                           "for a different request", "header.idempotency-key")
-        return job_store.get_job(conn, hit.resource_id)
+        job_id = replayed_id(conn, principal, key, digest, "batch")
+        return None if job_id is None else job_store.get_job(conn, job_id)
 
 
 def _load(conn: ConnectionDep, job_id: str) -> job_store.JobRow:

@@ -15,8 +15,9 @@ from ingestion.errors import IngestionError
 from service import fhir, store
 from service.deps import ConnectionDep, PrincipalDep, StateDep
 from service.errors import ApiError
+from service.idempotency import request_digest
 from service.pipeline import REFERENCE_RANGES
-from service.prediction_flow import predict_and_store, request_digest
+from service.prediction_flow import predict_and_store
 from service.schemas import (
     NOTICE,
     ErrorResponse,
