@@ -118,6 +118,8 @@ def train(data_path: str | Path, run_dir: str | Path, config: TrainConfig, *,
         state = torch.load(last_path, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
+        for group in optimiser.param_groups:  # the resumed run's config sets the lr (a schedule
+            group["lr"] = config.lr  # step is `--resume --lr <lower>`), not the checkpoint
         history = [EpochRecord(**r) for r in state["history"]]
         best_val, bad_epochs, start_epoch = state["best_val"], state["bad_epochs"], state["epoch"]
     (run_dir / "train_config.json").write_text(json.dumps(config.as_dict(), indent=2))

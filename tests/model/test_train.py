@@ -34,3 +34,12 @@ def test_early_stopping_stops_after_patience(small_cohort, tmp_path):
     config = replace(TRAIN_PRESETS["tiny"], epochs=50, patience=1, lr=0.0)
     history = train(small_cohort, tmp_path, config, progress=False)
     assert len(history) == 2  # lr 0: epoch 2 cannot improve on epoch 1
+
+
+def test_resume_takes_the_new_learning_rate(small_cohort, tmp_path):
+    config = replace(TRAIN_PRESETS["tiny"], epochs=1, patience=10)
+    train(small_cohort, tmp_path, config, progress=False)
+    train(small_cohort, tmp_path, replace(config, epochs=2, lr=1e-5), resume=True,
+          progress=False)
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert state["optimiser"]["param_groups"][0]["lr"] == 1e-5
