@@ -13,15 +13,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from bench.inference import (  # noqa: E402
-    BenchSettings,
-    flop_count,
-    parse_args,
-    random_source,
-    run,
-    to_markdown,
-    write_report,
-)
+from bench.flops import flop_count  # noqa: E402
+from bench.inference import BenchSettings, parse_args, run  # noqa: E402
+from bench.inference_inputs import random_source  # noqa: E402
+from bench.inference_report import to_markdown, write_report  # noqa: E402
 from model.deepsets import PRESETS, ModelConfig  # noqa: E402
 
 TINY = ModelConfig(hidden=8, blocks=1, decoder_layers=1)
