@@ -29,10 +29,14 @@ def cell_count_stability(model: DeepSetsPP, cells: np.ndarray, *, patients: int 
     for size in SUBSET_SIZES:
         if size > sets.shape[1]:
             continue
-        draws = np.stack([predict(model, random_subsets(sets, size, rng))
-                          for _ in range(repeats)])  # [R, P]
+        if size == sets.shape[1]:  # every "subset" is the whole set: no resampling to do
+            draws = full[None]  # [1, P]
+        else:
+            draws = np.stack([predict(model, random_subsets(sets, size, rng))
+                              for _ in range(repeats)])  # [R, P]
         rows.append({"cells": size,
                      "mean_abs_shift": float(np.mean(np.abs(draws.mean(axis=0) - full))),
                      "mean_shift": float(np.mean(draws.mean(axis=0) - full)),
-                     "resampling_sd": float(np.mean(draws.std(axis=0, ddof=1)))})
+                     "resampling_sd": float(np.mean(draws.std(axis=0, ddof=1)))
+                     if draws.shape[0] > 1 else 0.0})
     return {"patients": int(sets.shape[0]), "repeats": repeats, "rows": rows}

@@ -37,8 +37,7 @@ def score_file(source: Path, out: Path, settings: Settings, *, progress: bool = 
                batch_size: int = 64) -> tuple[int, int]:
     """Score every sample of `source` into `out` (CSV); returns (scored, errors)."""
     model = OnnxModel(load_bundle(settings.model_dir), settings.execution_provider)
-    set_size = min(settings.set_size, int(model.bundle.card.get("cells_per_set", 1000)))
-    scorer = Scorer(model, set_size)
+    scorer = Scorer.for_model(model, settings.set_size)
     done = errors = 0
     start = time.monotonic()
     with out.open("w", newline="") as fh:

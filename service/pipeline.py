@@ -61,6 +61,14 @@ def flag_for(value: float, sex: str | None) -> tuple[str, tuple[float, float]]:
 class Scorer:
     """Model + baselines + set size from one bundle; stateless between calls."""
 
+    @classmethod
+    def for_model(cls, model: OnnxModel, requested_set_size: int) -> Scorer:
+        """A scorer feeding at most `requested_set_size` cells, never more than the bundle's
+        card says the model was built for (`cells_per_set`).
+        """
+        card_size = int(model.bundle.card.get("cells_per_set", requested_set_size))
+        return cls(model, min(requested_set_size, card_size))
+
     def __init__(self, model: OnnxModel, set_size: int) -> None:
         self.model = model
         self.set_size = set_size

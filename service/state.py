@@ -39,7 +39,6 @@ def build_state(settings: Settings) -> ServiceState:
     """
     bundle = load_bundle(settings.model_dir)
     model = OnnxModel(bundle, settings.execution_provider)
-    set_size = min(settings.set_size, int(bundle.card.get("cells_per_set", settings.set_size)))
     engine = make_engine(settings.database_url_with_password)
     upgrade(engine)
     batcher = MicroBatcher(model.predict, max_batch_size=settings.max_batch_size,
@@ -48,4 +47,4 @@ def build_state(settings: Settings) -> ServiceState:
     metrics.MODEL_INFO.labels(bundle.name, bundle.version, bundle.sha256[:12],
                               model.provider).set(1)
     return ServiceState(settings=settings, engine=engine, model=model,
-                        scorer=Scorer(model, set_size), batcher=batcher)
+                        scorer=Scorer.for_model(model, settings.set_size), batcher=batcher)
