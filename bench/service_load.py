@@ -4,7 +4,7 @@ Reports p50/p95/p99 latency and throughput with and without micro-batching, and 
 a share of the offline onnxruntime batch throughput measured in the same run (the ceiling the
 service can approach: the same model, no HTTP, no JSON, no database).
 
-    python -m bench.service_load [--bundle models/default] [--clients 16] [--seconds 20]
+    python -m bench.service_load [--bundle models/default] [--clients 16,64] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -45,21 +45,25 @@ def request_bodies(n: int, seed: int = 0) -> list[bytes]:
     return bodies
 
 
-def offline_throughput(bundle: Path, batch: int = 32, seconds: float = 8.0) -> float:
-    """Patients/s of the bare onnxruntime session at `batch` × 1,000 cells (service settings)."""
+def offline_throughput(bundle: Path, batch: int = 32, seconds: float = 8.0,
+                       provider: str = "cpu") -> dict[str, float]:
+    """Patients/s of the bare onnxruntime session at `batch` × 1,000 cells (service settings),
+    and the CPU it spends per patient (all threads).
+    """
     from service.runtime import OnnxModel, load_bundle
 
-    model = OnnxModel(load_bundle(bundle), "cpu")
+    model = OnnxModel(load_bundle(bundle), provider)  # type: ignore[arg-type]
     rng = np.random.default_rng(1)
     volume = rng.normal(90, 12, (batch, CELLS)).clip(30, 250)
-    cells = np.stack([volume, volume * 0.33], axis=-1).astype(np.float32)
+    cells = np.stack([volume, volume * 0.33], axis=-1).astype(np.float32)  # [B, S, 2]
     lengths = np.full(batch, CELLS, dtype=np.int64)
     model.predict(cells, lengths)
-    done, start = 0, time.perf_counter()
+    done, cpu0, start = 0, time.process_time(), time.perf_counter()
     while time.perf_counter() - start < seconds:
         model.predict(cells, lengths)
         done += batch
-    return done / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    return {"patients_per_s": done / wall, "cpu_ms_per_patient": 1000 * cpu / done}
 
 
 def _free_port() -> int:
@@ -68,9 +72,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(bundle: Path, db: Path, *, batching: bool, port: int) -> subprocess.Popen:
+def start_server(bundle: Path, db: Path, *, batching: bool, port: int,
+                 provider: str = "cpu") -> subprocess.Popen:
     env = {**os.environ, "HCT_MODEL_DIR": str(bundle), "HCT_DATABASE_URL": f"sqlite:///{db}",
-           "HCT_RUN_JOBS": "false", "HCT_EXECUTION_PROVIDER": "cpu", "HCT_LOG_LEVEL": "warning",
+           "HCT_RUN_JOBS": "false", "HCT_EXECUTION_PROVIDER": provider, "HCT_LOG_LEVEL": "warning",
            "HCT_MAX_QUEUE_SIZE": "4096",
            "HCT_MAX_BATCH_SIZE": "32" if batching else "1",
            "HCT_MAX_QUEUE_DELAY_MS": "5" if batching else "0"}
@@ -91,91 +96,151 @@ def start_server(bundle: Path, db: Path, *, batching: bool, port: int) -> subpro
     raise RuntimeError("server did not become ready in 60 s")
 
 
+def _http_request(body: bytes) -> bytes:
+    head = (f"POST /v1/predictions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    """Status code of one keep-alive HTTP/1.1 response (the service always sends a length)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in lines
+                  if line.lower().startswith(b"content-length:"))
+    await reader.readexactly(length)
+    return int(lines[0].split()[1])
+
+
 async def _load(port: int, bodies: list[bytes], clients: int, seconds: float) -> dict[str, Any]:
+    """`clients` keep-alive connections, each sending its next request as soon as the last is
+    answered (closed loop, like Triton's perf_analyzer concurrency mode).
+
+    Requests are pre-encoded and responses parsed minimally over raw asyncio streams: on a
+    2-core machine the load generator shares the CPU with the server, so a heavyweight client
+    (httpx costs ~1 ms of CPU per 14 kB request) would be measured instead of the service.
+    """
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    requests = [_http_request(b) for b in bodies]
     stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
-                                 timeout=60) as client:
-        async def worker(k: int) -> None:
-            i = k
+
+    async def worker(k: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = k
+        try:
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
-                r = await client.post("/v1/predictions", content=bodies[i % len(bodies)],
-                                      headers={"content-type": "application/json"})
+                writer.write(requests[i % len(requests)])
+                status = await _read_response(reader)
                 latencies.append(time.perf_counter() - t0)
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                statuses[status] = statuses.get(status, 0) + 1
                 i += clients
+        finally:
+            writer.close()
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(clients)))
-        elapsed = time.perf_counter() - start
+    cpu0, start = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(clients)))
+    elapsed, client_cpu = time.perf_counter() - start, time.process_time() - cpu0
     ms = sorted(1000 * x for x in latencies)
     pick = (lambda q: ms[min(len(ms) - 1, int(q * len(ms)))])  # noqa: E731
     return {"requests": len(ms), "seconds": elapsed, "throughput": len(ms) / elapsed,
             "p50_ms": statistics.median(ms), "p95_ms": pick(0.95), "p99_ms": pick(0.99),
+            "client_cpu_ms_per_request": 1000 * client_cpu / max(1, len(ms)),
             "statuses": statuses}
 
 
-def batch_sizes(port: int) -> float | None:
-    """Mean samples per model call, from the service's own histogram."""
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _batch_histogram(port: int) -> tuple[float, float]:
+    """(sum, count) of the service's own samples-per-model-call histogram."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-    total = count = None
+    total = count = 0.0
     for line in text.splitlines():
         if line.startswith("hct_batch_size_sum"):
             total = float(line.split()[-1])
         elif line.startswith("hct_batch_size_count"):
             count = float(line.split()[-1])
-    return None if not count else total / count
+    return total, count
 
 
-def run(bundle: Path, clients: int, seconds: float) -> dict[str, Any]:
+def measure(bundle: Path, db: Path, bodies: list[bytes], *, batching: bool, clients: int,
+            seconds: float, provider: str) -> dict[str, Any]:
+    """One server, warmed up, then `seconds` of closed-loop load; server CPU from /proc."""
+    port = _free_port()
+    proc = start_server(bundle, db, batching=batching, port=port, provider=provider)
+    try:
+        asyncio.run(_load(port, bodies, clients, 2.0))  # warm-up
+        sum0, count0 = _batch_histogram(port)
+        cpu0 = _process_cpu_seconds(proc.pid)
+        result = asyncio.run(_load(port, bodies, clients, seconds))
+        server_cpu = _process_cpu_seconds(proc.pid) - cpu0
+        sum1, count1 = _batch_histogram(port)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    result |= {"micro_batching": batching, "clients": clients,
+               "mean_batch": (sum1 - sum0) / max(1.0, count1 - count0),
+               "server_cpu_ms_per_request": 1000 * server_cpu / max(1, result["requests"])}
+    return result
+
+
+def run(bundle: Path, clients: list[int], seconds: float,
+        provider: str = "cpu") -> dict[str, Any]:
+    """Offline ceiling first, then each server configuration, all in one process run."""
     bodies = request_bodies(256)
-    offline = offline_throughput(bundle)
+    offline = offline_throughput(bundle, provider=provider)
+    configs = [(True, n) for n in clients] + [(False, clients[0])]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for batching in (True, False):
-            port = _free_port()
-            proc = start_server(bundle, Path(tmp) / f"load-{batching}.db", batching=batching,
-                                port=port)
-            try:
-                asyncio.run(_load(port, bodies, clients, 2.0))  # warm-up
-                result = asyncio.run(_load(port, bodies, clients, seconds))
-                result["mean_batch"] = batch_sizes(port)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
-            result |= {"micro_batching": batching, "clients": clients,
-                       "share_of_offline": result["throughput"] / offline}
-            rows.append(result)
-    return {"bundle": str(bundle), "cells_per_request": CELLS, "offline_patients_per_s": offline,
-            "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version()},
+        for k, (batching, n) in enumerate(configs):
+            row = measure(bundle, Path(tmp) / f"load-{k}.db", bodies, batching=batching,
+                          clients=n, seconds=seconds, provider=provider)
+            row["share_of_offline"] = row["throughput"] / offline["patients_per_s"]
+            rows.append(row)
+    return {"bundle": str(bundle), "provider": provider, "cells_per_request": CELLS,
+            "offline_patients_per_s": offline["patients_per_s"],
+            "offline_cpu_ms_per_patient": offline["cpu_ms_per_patient"],
+            "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+                        "load_average_1m": os.getloadavg()[0]},
             "rows": rows}
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    lines = [f"Offline onnxruntime (batch 32 × {CELLS} cells, same run): "
-             f"{report['offline_patients_per_s']:.1f} patients/s.", "",
+    lines = [f"Offline onnxruntime ({report['provider']}, batch 32 × {CELLS} cells, same run): "
+             f"{report['offline_patients_per_s']:.1f} patients/s, "
+             f"{report['offline_cpu_ms_per_patient']:.2f} CPU-ms per patient. "
+             f"Machine: {report['machine']['cpu_count']} CPUs, shared by the server and the "
+             "load generator.", "",
              "| micro-batching | clients | requests | p50 ms | p95 ms | p99 ms | req/s | "
-             "share of offline | mean batch | statuses |", "|---" * 10 + "|"]
+             "share of offline | mean batch | server CPU ms/req | client CPU ms/req | "
+             "statuses |", "|---" * 12 + "|"]
     for r in report["rows"]:
         lines.append(f"| {'on' if r['micro_batching'] else 'off'} | {r['clients']} | "
                      f"{r['requests']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
                      f"{r['p99_ms']:.1f} | {r['throughput']:.1f} | "
-                     f"{r['share_of_offline']:.2f} | {r['mean_batch'] or 0:.1f} | "
-                     f"{r['statuses']} |")
+                     f"{r['share_of_offline']:.2f} | {r['mean_batch']:.1f} | "
+                     f"{r['server_cpu_ms_per_request']:.2f} | "
+                     f"{r['client_cpu_ms_per_request']:.2f} | {r['statuses']} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, default=ROOT / "models" / "default")
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--clients", default="16,64",
+                        help="comma-separated concurrency levels (micro-batching on); the "
+                             "first is also run with micro-batching off")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    report = run(args.bundle, args.clients, args.seconds)
+    clients = [int(c) for c in args.clients.split(",")]
+    report = run(args.bundle, clients, args.seconds, args.provider)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "service_load.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = to_markdown(report)

@@ -17,10 +17,12 @@ Formulas (V = cell volume in fL, H = cell hemoglobin in pg, CHC = 100·H/V in g/
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ingestion.batching import bucket_by_length, pad_sets
 from ingestion.cells import CellSet
 from ingestion.masked import masked_central_moment, masked_mean, valid_mask
 
@@ -56,6 +58,22 @@ def red_cell_indices(cells: CellSet) -> RedCellIndices:
     x = cells.cells()[None]  # [1, N, 2]
     table = indices_table(x, np.array([cells.n_cells]))
     return RedCellIndices(n_cells=cells.n_cells, **{k: float(v[0]) for k, v in table.items()})
+
+
+def red_cell_indices_many(cellsets: Sequence[CellSet],
+                          batch_size: int = 64) -> list[RedCellIndices]:
+    """`red_cell_indices` for many samples, computed in padded batches of similar size (one
+    vectorised pass per batch instead of a dozen small numpy calls per sample).
+    """
+    out: list[RedCellIndices | None] = [None] * len(cellsets)
+    lengths = np.array([cs.n_cells for cs in cellsets])
+    for index in bucket_by_length(lengths, batch_size):
+        x, n = pad_sets([cellsets[i].cells() for i in index])  # [b, S, 2], [b]
+        table = indices_table(x, n)
+        for j, i in enumerate(index):
+            out[i] = RedCellIndices(n_cells=int(n[j]),
+                                    **{k: float(v[j]) for k, v in table.items()})
+    return [r for r in out if r is not None]
 
 
 def indices_table(x: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:

@@ -27,6 +27,20 @@ def masked_central_moment(
     return (dev**order).sum(axis=1, dtype=np.float64) / n
 
 
+def masked_central_moments(
+    values: np.ndarray, mask: np.ndarray, n: np.ndarray, mean: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """2nd, 3rd and 4th population central moments over valid cells, each `[B]`.
+
+    One pass with products instead of `dev**3` / `dev**4` (numpy's float power is ~10x slower
+    than a multiply): this runs for every request the service scores.
+    """
+    dev = np.where(mask, values - mean[:, None], 0.0)  # [B, S]
+    d2 = dev * dev
+    return (d2.sum(axis=1, dtype=np.float64) / n, (d2 * dev).sum(axis=1, dtype=np.float64) / n,
+            (d2 * d2).sum(axis=1, dtype=np.float64) / n)
+
+
 def masked_quantiles(values: np.ndarray, lengths: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
     """Linear-interpolated quantiles (numpy's default method) over valid cells, `[B, len(qs)]`."""
     size = values.shape[1]

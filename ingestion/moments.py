@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingestion.masked import masked_central_moment, masked_mean, masked_quantiles, valid_mask
+from ingestion.masked import masked_central_moments, masked_mean, masked_quantiles, valid_mask
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 _CHANNELS = ("volume", "hemoglobin", "chc")
@@ -37,13 +37,13 @@ def moments_table(x: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
     means = {}
     for name, values in zip(_CHANNELS, (volume, hemoglobin, chc), strict=True):
         mean = masked_mean(values, mask, n)
-        var = masked_central_moment(values, mask, n, mean, 2)
+        var, m3, m4 = masked_central_moments(values, mask, n, mean)
         sd = np.sqrt(var)
         safe = np.where(var > 0, var, 1.0)
         out[f"{name}_mean"] = mean
         out[f"{name}_sd"] = sd
-        out[f"{name}_skew"] = masked_central_moment(values, mask, n, mean, 3) / safe**1.5
-        out[f"{name}_kurt"] = masked_central_moment(values, mask, n, mean, 4) / safe**2 - 3.0
+        out[f"{name}_skew"] = m3 / safe**1.5
+        out[f"{name}_kurt"] = m4 / safe**2 - 3.0
         qv = masked_quantiles(values, lengths, QUANTILES)
         for j, q in enumerate(QUANTILES):
             out[f"{name}_q{round(q * 100):02d}"] = qv[:, j]

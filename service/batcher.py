@@ -4,6 +4,17 @@ Gathering waits for `max_batch_size` samples or `max_queue_delay_ms` after the f
 comes first; the call runs in a worker thread (onnxruntime releases the GIL) so the event loop
 keeps accepting requests. The queue is bounded: a full queue is an immediate refusal (503 with
 Retry-After upstream), never unbounded memory or latency.
+
+An optional `finish_fn` runs per batch on a second thread after the model (the service uses it
+for baselines, indices and one database transaction per batch), so the model can start on the
+next batch while the previous one is being stored: per-request work that is cheap for a batch
+(vectorised numpy, one commit) is not paid once per request on the event loop.
+
+`model_workers` > 1 runs that many model calls at once (each on its own thread; an onnxruntime
+session may be run concurrently). With one intra-op thread per call this keeps every core busy
+without the barrier stalls of one multi-threaded call sharing its cores with Python work
+(bench/results/service_load.md). A batch is gathered only once a worker is free, so batches
+grow by themselves while every worker is busy.
 """
 
 from __future__ import annotations
@@ -11,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +33,9 @@ from ingestion.batching import pad_sets
 from service import metrics
 
 PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]  # cells [B,S,2], lengths [B] -> [B]
+# payloads, predictions [B] -> one result per payload (an Exception instance fails that one)
+FinishFn = Callable[[Sequence[Any], np.ndarray], Sequence[Any]]
+FINISHING_BATCHES = 2  # batches stored at once behind the model (bounds memory and latency)
 
 
 class QueueFullError(RuntimeError):
@@ -30,51 +45,70 @@ class QueueFullError(RuntimeError):
 @dataclass
 class _Pending:
     cells: np.ndarray  # [n, 2]
-    future: asyncio.Future[float]
+    payload: Any
+    future: asyncio.Future[Any]
     enqueued: float = field(default_factory=time.perf_counter)
 
 
 class MicroBatcher:
-    """Collects single-sample requests into batches for one `predict_fn`."""
+    """Collects single-sample requests into batches for one `predict_fn` (and `finish_fn`)."""
 
     def __init__(self, predict_fn: PredictFn, *, max_batch_size: int, max_delay_ms: float,
-                 max_queue: int) -> None:
+                 max_queue: int, finish_fn: FinishFn | None = None,
+                 model_workers: int = 1) -> None:
         self.predict_fn = predict_fn
+        self.finish_fn = finish_fn
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_ms / 1000.0
         self.max_queue = max_queue
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hct-infer")
+        self.model_workers = model_workers
+        self._running: set[asyncio.Task[None]] = set()  # batches in the model or being stored
+        self._model_slots: asyncio.Semaphore | None = None
+        self._finish_slots: asyncio.Semaphore | None = None
+        self._executor = ThreadPoolExecutor(max_workers=model_workers,
+                                            thread_name_prefix="hct-infer")
+        self._finish_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hct-store")
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
+        self._model_slots = asyncio.Semaphore(self.model_workers)
+        self._finish_slots = asyncio.Semaphore(FINISHING_BATCHES)
         self._task = asyncio.create_task(self._loop(), name="hct-batcher")
 
     async def stop(self) -> None:
+        """Stop gathering; batches already past the model are finished (stored), not dropped."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         if self._queue is not None:
             while not self._queue.empty():
                 pending = self._queue.get_nowait()
                 if not pending.future.done():
                     pending.future.set_exception(QueueFullError("service is shutting down"))
         self._executor.shutdown(wait=True)
+        self._finish_executor.shutdown(wait=True)
 
     @property
     def depth(self) -> int:
         return 0 if self._queue is None else self._queue.qsize()
 
     async def predict(self, cells: np.ndarray) -> float:
-        """Hematocrit % for one sample's (already subsampled) cells `[n, 2]`."""
+        """Hematocrit % for one sample's (already subsampled) cells `[n, 2]` (no `finish_fn`)."""
+        return float(await self.submit(cells))
+
+    async def submit(self, cells: np.ndarray, payload: Any = None) -> Any:
+        """Queue one sample; returns `finish_fn`'s result for `payload`, or the prediction."""
         if self._queue is None:
             raise RuntimeError("batcher not started")
         if self._queue.qsize() >= self.max_queue:
             metrics.QUEUE_REJECTED.inc()
             raise QueueFullError(f"prediction queue is full ({self.max_queue} waiting)")
-        pending = _Pending(cells, asyncio.get_running_loop().create_future())
+        pending = _Pending(cells, payload, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(pending)
         metrics.QUEUE_DEPTH.set(self._queue.qsize())
         return await pending.future
@@ -96,22 +130,62 @@ class MicroBatcher:
         return [p for p in batch if not p.future.done()]  # a cancelled client needs no answer
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
+        assert self._model_slots is not None
         while True:
+            await self._model_slots.acquire()  # gather only when a model worker is free
             batch = await self._gather()
             if not batch:
+                self._model_slots.release()
                 continue
-            cells, lengths = pad_sets([p.cells for p in batch])  # [B, S, 2], [B]
+            task = asyncio.create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        """Model call, then (with `finish_fn`) the store stage; holds one model slot until the
+        batch has a store slot, so a slow store stage pushes back on gathering (and the queue
+        limit), never piles up finished batches in memory.
+        """
+        assert self._model_slots is not None and self._finish_slots is not None
+        loop = asyncio.get_running_loop()
+        try:
             metrics.BATCH_SIZE.observe(len(batch))
             try:
+                cells, lengths = pad_sets([p.cells for p in batch])  # [B, S, 2], [B]
                 out = await loop.run_in_executor(self._executor, self.predict_fn, cells, lengths)
             except Exception as exc:  # the model failed: every waiter learns why
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                continue
-            now = time.perf_counter()
-            for p, value in zip(batch, out, strict=True):
-                if not p.future.done():
-                    p.future.set_result(float(value))
-                    metrics.PREDICTION_LATENCY.observe(now - p.enqueued)
+                _fail(batch, exc)
+                return
+            if self.finish_fn is None:
+                _resolve(batch, [float(v) for v in out])
+                return
+            await self._finish_slots.acquire()
+        finally:
+            self._model_slots.release()
+        try:
+            results = await loop.run_in_executor(
+                self._finish_executor, self.finish_fn, [p.payload for p in batch], out)
+        except Exception as exc:
+            _fail(batch, exc)
+        else:
+            _resolve(batch, results)
+        finally:
+            self._finish_slots.release()
+
+
+def _fail(batch: Sequence[_Pending], exc: BaseException) -> None:
+    for p in batch:
+        if not p.future.done():
+            p.future.set_exception(exc)
+
+
+def _resolve(batch: Sequence[_Pending], results: Sequence[Any]) -> None:
+    now = time.perf_counter()
+    for p, result in zip(batch, results, strict=True):
+        if p.future.done():
+            continue
+        if isinstance(result, BaseException):
+            p.future.set_exception(result)
+        else:
+            p.future.set_result(result)
+            metrics.PREDICTION_LATENCY.observe(now - p.enqueued)

@@ -3,7 +3,8 @@ REST endpoints, batch jobs and `hct score`.
 
 Steps: seeded subsample to the model's set size → ONNX model (directly for batches, through the
 micro-batcher for single requests) → red-cell indices on all cells → baselines on the cells the
-model saw → reference-range flag.
+model saw → reference-range flag. `finish` works on a whole batch at once (vectorised baselines),
+for jobs and for the micro-batcher's store stage alike.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import numpy as np
 
 from ingestion.batching import bucket_by_length, pad_sets, subsample
 from ingestion.cells import CellSet
-from ingestion.indices import red_cell_indices
+from ingestion.indices import red_cell_indices_many
 from model.baselines import BaselineSet
-from service.batcher import MicroBatcher
 from service.runtime import OnnxModel
 from service.store import PredictionRecord
 
@@ -86,26 +86,24 @@ class Scorer:
         for index in bucket_by_length(lengths, batch_size):
             x, n = pad_sets([selected[i] for i in index])  # [b, S, 2], [b]
             values[index] = self.model.predict(x, n)
-        return self._finish(cellsets, selected, values)
+        return self.finish(cellsets, selected, values)
 
-    async def score_one(self, cellset: CellSet, batcher: MicroBatcher) -> Scored:
-        """Score one sample through the micro-batcher (online path: REST requests)."""
-        cells = self.select_cells(cellset)
-        value = await batcher.predict(cells)
-        return self._finish([cellset], [cells], np.array([value]))[0]
-
-    def _finish(self, cellsets: Sequence[CellSet], selected: Sequence[np.ndarray],
-                values: np.ndarray) -> list[Scored]:
+    def finish(self, cellsets: Sequence[CellSet], selected: Sequence[np.ndarray],
+               values: np.ndarray) -> list[Scored]:
+        """Indices, baselines and flags for model predictions `values [B]` of `cellsets`, whose
+        model inputs were `selected` (from `select_cells`).
+        """
         x, lengths = pad_sets(list(selected))
         rbc = np.array([np.nan if cs.lab.rbc_count_e12_per_l is None
                         else cs.lab.rbc_count_e12_per_l for cs in cellsets])
         base = self.baselines.predict(x, lengths, rbc=rbc)  # name -> [B]
+        all_indices = red_cell_indices_many(cellsets)  # on every cell, not only those selected
         out = []
         for i, cs in enumerate(cellsets):
             baselines = {name: _finite(base[name][i]) if name in base else None
                          for name in BASELINE_NAMES}
             flag, ref = flag_for(float(values[i]), cs.lab.sex)
-            indices = red_cell_indices(cs).as_dict()
+            indices = all_indices[i].as_dict()
             out.append(Scored(cs, float(values[i]), int(lengths[i]), indices, baselines, flag,
                               ref))
         return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,7 +77,8 @@ class PredictionRecord:
 
 def insert_predictions(conn: Connection, records: Sequence[PredictionRecord]) -> None:
     if records:
-        conn.execute(insert(predictions), [asdict(r) for r in records])
+        # vars(), not asdict(): asdict deep-copies every nested dict, per row, for nothing
+        conn.execute(insert(predictions), [dict(vars(r)) for r in records])
 
 
 def get_prediction(conn: Connection, prediction_id: str) -> PredictionRecord | None:
@@ -135,9 +136,23 @@ def save_idempotency(conn: Connection, principal: str, key: str, request_sha256:
 def record_audit(conn: Connection, *, principal: str, action: str, resource: str,
                  resource_id: str | None, detail: str | None = None) -> None:
     """Append one audit entry. There is deliberately no update or delete function."""
-    conn.execute(insert(audit_log).values(at=utcnow(), principal=principal, action=action,
-                                          resource=resource, resource_id=resource_id,
-                                          detail=detail))
+    record_audits(conn, [AuditEntry(principal, action, resource, resource_id, detail)])
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    principal: str
+    action: str
+    resource: str
+    resource_id: str | None
+    detail: str | None = None
+
+
+def record_audits(conn: Connection, entries: Sequence[AuditEntry]) -> None:
+    """Append audit entries in one statement (a micro-batch of predictions writes them all)."""
+    if entries:
+        at = utcnow()
+        conn.execute(insert(audit_log), [{"at": at, **vars(e)} for e in entries])
 
 
 def audit_entries(conn: Connection, *, resource_id: str | None = None) -> list[dict[str, Any]]:

@@ -13,7 +13,13 @@ from fastapi.concurrency import run_in_threadpool
 from ingestion.cells import CellSet, LabValues
 from ingestion.errors import IngestionError
 from service import fhir, store
-from service.deps import ConnectionDep, PrincipalDep, StateDep
+from service.deps import (
+    PREDICTION_REQUEST_OPENAPI,
+    ConnectionDep,
+    PredictionBody,
+    PrincipalDep,
+    StateDep,
+)
 from service.errors import ApiError
 from service.idempotency import request_digest
 from service.pipeline import REFERENCE_RANGES
@@ -23,7 +29,6 @@ from service.schemas import (
     ErrorResponse,
     ModelRef,
     PredictionPage,
-    PredictionRequest,
     PredictionResponse,
     ReferenceRange,
 )
@@ -64,8 +69,9 @@ def _respond(response: Response, record: PredictionRecord, created: bool) -> Pre
 @router.post("", response_model=PredictionResponse, status_code=201, responses=_ERRORS,
              summary="Predict hematocrit from one sample's cells",
              description=f"Scores one sample with the bundled Deep Sets++ model and stores the "
-                         f"result beside its clinical baselines. {NOTICE}")
-async def create_prediction(body: PredictionRequest, response: Response, state: StateDep,
+                         f"result beside its clinical baselines. {NOTICE}",
+             openapi_extra=PREDICTION_REQUEST_OPENAPI)
+async def create_prediction(body: PredictionBody, response: Response, state: StateDep,
                             principal: PrincipalDep,
                             idempotency_key: IdempotencyKey = None) -> PredictionResponse:
     if body.cells is not None:
@@ -87,7 +93,8 @@ async def create_prediction(body: PredictionRequest, response: Response, state: 
             exc.field = exc.field.replace("volume_fl[", "cells[").replace(
                 "hemoglobin_pg[", "cells[")
         raise
-    digest = request_digest(body.model_dump_json().encode())
+    # The digest only matters for a retry: no key, no re-serialisation of 1,000s of cells.
+    digest = "" if idempotency_key is None else request_digest(body.model_dump_json().encode())
     record, created = await predict_and_store(state, cellset, principal=principal,
                                               source="api", key=idempotency_key, digest=digest)
     return _respond(response, record, created)
@@ -122,7 +129,7 @@ async def create_prediction_from_fcs(
         raise
     form = f"{patient_id}|{sample_id}|{measured_hematocrit_pct}|{rbc_count_e12_per_l}|{sex}|" \
            f"{age_years}"
-    digest = request_digest(data, form.encode())
+    digest = "" if idempotency_key is None else request_digest(data, form.encode())
     record, created = await predict_and_store(state, cellset, principal=principal,
                                               source="fcs", key=idempotency_key, digest=digest)
     return _respond(response, record, created)

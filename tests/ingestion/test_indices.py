@@ -73,3 +73,18 @@ def test_microcytic_sample_has_lower_mcv_and_higher_rdw():
     assert t["mcv_fl"][1] < 80 < t["mcv_fl"][0]
     assert t["rdw_cv_pct"][1] > t["rdw_cv_pct"][0]
     assert t["rdw_sd_fl"][1] > t["rdw_sd_fl"][0]
+
+
+def test_batched_indices_match_one_sample_at_a_time():
+    """The service computes indices for a whole micro-batch of differently sized samples."""
+    from ingestion.indices import red_cell_indices_many
+
+    rng = np.random.default_rng(3)
+    samples = []
+    for i, n in enumerate((1000, 250, 1300, 999, 4000)):
+        volume = rng.normal(85 + i, 11, n).clip(30, 250)
+        samples.append(CellSet(f"P{i}", f"S{i}", volume, volume * rng.normal(0.33, 0.02, n)))
+    batched = red_cell_indices_many(samples, batch_size=2)
+    for one, many in zip((red_cell_indices(s) for s in samples), batched, strict=True):
+        assert many.n_cells == one.n_cells
+        assert many.as_dict() == pytest.approx(one.as_dict(), rel=1e-12)

@@ -6,6 +6,8 @@ set), and the real app behind TestClient (HTTP in-process, lifespan included).
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,3 +82,38 @@ def client(settings: Settings) -> Iterator:
 
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+class HeldModel:
+    """Holds the app's real model at the door: calls wait until `release()` (deterministic
+    queueing and batching in tests, without replacing the model).
+    """
+
+    def __init__(self, app) -> None:
+        self.batcher = app.state.hct.batcher
+        self._real = self.batcher.predict_fn
+        self.inside = threading.Event()
+        self._release = threading.Event()
+        self.batch_sizes: list[int] = []
+        self.batcher.predict_fn = self._held
+
+    def _held(self, cells: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        self.batch_sizes.append(len(lengths))
+        self.inside.set()
+        assert self._release.wait(30)
+        return self._real(cells, lengths)
+
+    def release(self) -> None:
+        self._release.set()
+
+    def wait_until_queued(self, n: int, seconds: float = 10.0) -> None:
+        deadline = time.monotonic() + seconds
+        while self.batcher.depth < n:
+            assert time.monotonic() < deadline, f"{n} requests never queued"
+            time.sleep(0.005)
+
+
+def prediction_body(patient: str, n: int = 300, seed: int = 0) -> dict:
+    cells = cells_for(42.0, n, seed)
+    return {"patient_id": patient, "sample_id": f"S-{patient}",
+            "volume_fl": cells[:, 0].tolist(), "hemoglobin_pg": cells[:, 1].tolist()}

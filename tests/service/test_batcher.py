@@ -1,4 +1,6 @@
 import asyncio
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -89,3 +91,77 @@ def test_model_failure_reaches_every_waiter_and_batcher_survives():
     results, after = asyncio.run(main())
     assert all(isinstance(r, RuntimeError) for r in results)
     assert after == 7.0
+
+
+def test_finish_stage_answers_each_payload_and_fails_only_its_own():
+    """The store stage gets the batch's payloads and predictions; an Exception result fails
+    that one request only."""
+    def finish(payloads, values):
+        return [ValueError(f"bad {p}") if p == "bad" else (p, float(v))
+                for p, v in zip(payloads, values, strict=True)]
+
+    async def main():
+        batcher = MicroBatcher(_mean_volume, max_batch_size=8, max_delay_ms=50, max_queue=100,
+                               finish_fn=finish)
+        await batcher.start()
+        try:
+            return await asyncio.gather(
+                batcher.submit(_sample(60, 20), "a"), batcher.submit(_sample(70, 30), "bad"),
+                batcher.submit(_sample(80, 40), "c"), return_exceptions=True)
+        finally:
+            await batcher.stop()
+
+    a, bad, c = asyncio.run(main())
+    assert a == ("a", 60.0) and c == ("c", 80.0)
+    assert isinstance(bad, ValueError) and str(bad) == "bad bad"
+
+
+def test_model_workers_run_batches_concurrently():
+    """With model_workers=2 a second batch enters the model while the first is still in it."""
+    inside = {"now": 0, "most": 0}
+    lock = threading.Lock()
+    both_in = threading.Barrier(2, timeout=10)
+
+    def predict(cells, lengths):
+        with lock:
+            inside["now"] += 1
+            inside["most"] = max(inside["most"], inside["now"])
+        both_in.wait()  # deadlocks (times out) unless two calls run at the same time
+        with lock:
+            inside["now"] -= 1
+        return _mean_volume(cells, lengths)
+
+    async def main():
+        batcher = MicroBatcher(predict, max_batch_size=1, max_delay_ms=0, max_queue=10,
+                               model_workers=2)
+        await batcher.start()
+        try:
+            return await asyncio.gather(batcher.predict(_sample(1, 10)),
+                                        batcher.predict(_sample(2, 10)))
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(main()) == [1.0, 2.0]
+    assert inside["most"] == 2
+
+
+def test_stop_lets_batches_past_the_model_finish():
+    """Shutdown must not drop a batch that is being stored (its clients get their answer)."""
+    stored: list[str] = []
+
+    def slow_finish(payloads, values):
+        time.sleep(0.2)
+        stored.extend(payloads)
+        return list(payloads)
+
+    async def main():
+        batcher = MicroBatcher(_mean_volume, max_batch_size=4, max_delay_ms=5, max_queue=10,
+                               finish_fn=slow_finish)
+        await batcher.start()
+        pending = [asyncio.create_task(batcher.submit(_sample(5, 10), f"p{i}")) for i in range(3)]
+        await asyncio.sleep(0.1)  # the batch is now in the store stage
+        await batcher.stop()
+        return await asyncio.gather(*pending)
+
+    assert asyncio.run(main()) == ["p0", "p1", "p2"]
+    assert stored == ["p0", "p1", "p2"]
