@@ -4,7 +4,11 @@ Reports p50/p95/p99 latency and throughput with and without micro-batching, and 
 a share of the offline onnxruntime batch throughput measured in the same run (the ceiling the
 service can approach: the same model, no HTTP, no JSON, no database).
 
-    python -m bench.service_load [--bundle models/default] [--clients 16,64] [--seconds 20]
+A shared machine drifts by 10-20 % between minutes, so every server run is paired with an
+offline measurement taken just before it, configurations are interleaved in `--repeats`
+rounds, and the table gives per-configuration medians of those paired ratios.
+
+    python -m bench.service_load [--bundle models/default] [--seconds 20] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +78,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(bundle: Path, db: Path, *, batching: bool, port: int,
+@dataclass(frozen=True)
+class ServerConfig:
+    """One row of the table: how the server is set up and how many clients load it."""
+
+    name: str
+    clients: int
+    max_batch_size: int = 32  # 1 = micro-batching off
+    model_workers: int = 0  # 0 = the service's auto rule
+    intra_op_threads: int = 0
+
+    @property
+    def micro_batching(self) -> bool:
+        return self.max_batch_size > 1
+
+
+CONFIGS = (
+    ServerConfig("default settings", 16),
+    ServerConfig("default settings", 64),
+    ServerConfig("1 model call × onnxruntime threads", 16, model_workers=1),
+    ServerConfig("1 model call × onnxruntime threads", 64, model_workers=1),
+    ServerConfig("micro-batching off", 16, max_batch_size=1),
+)
+
+
+def start_server(bundle: Path, db: Path, config: ServerConfig, *, port: int,
                  provider: str = "cpu") -> subprocess.Popen:
     env = {**os.environ, "HCT_MODEL_DIR": str(bundle), "HCT_DATABASE_URL": f"sqlite:///{db}",
            "HCT_RUN_JOBS": "false", "HCT_EXECUTION_PROVIDER": provider, "HCT_LOG_LEVEL": "warning",
            "HCT_MAX_QUEUE_SIZE": "4096",
-           "HCT_MAX_BATCH_SIZE": "32" if batching else "1",
-           "HCT_MAX_QUEUE_DELAY_MS": "5" if batching else "0"}
+           "HCT_MAX_BATCH_SIZE": str(config.max_batch_size),
+           "HCT_MAX_QUEUE_DELAY_MS": "5" if config.micro_batching else "0",
+           "HCT_MODEL_WORKERS": str(config.model_workers),
+           "HCT_INTRA_OP_THREADS": str(config.intra_op_threads)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host",
          "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
@@ -168,62 +200,99 @@ def _batch_histogram(port: int) -> tuple[float, float]:
     return total, count
 
 
-def measure(bundle: Path, db: Path, bodies: list[bytes], *, batching: bool, clients: int,
+def measure(bundle: Path, db: Path, bodies: list[bytes], config: ServerConfig, *,
             seconds: float, provider: str) -> dict[str, Any]:
     """One server, warmed up, then `seconds` of closed-loop load; server CPU from /proc."""
     port = _free_port()
-    proc = start_server(bundle, db, batching=batching, port=port, provider=provider)
+    proc = start_server(bundle, db, config, port=port, provider=provider)
     try:
-        asyncio.run(_load(port, bodies, clients, 2.0))  # warm-up
+        resolved = httpx.get(f"http://127.0.0.1:{port}/readyz").json()["model"]
+        asyncio.run(_load(port, bodies, config.clients, 2.0))  # warm-up
         sum0, count0 = _batch_histogram(port)
         cpu0 = _process_cpu_seconds(proc.pid)
-        result = asyncio.run(_load(port, bodies, clients, seconds))
+        result = asyncio.run(_load(port, bodies, config.clients, seconds))
         server_cpu = _process_cpu_seconds(proc.pid) - cpu0
         sum1, count1 = _batch_histogram(port)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    result |= {"micro_batching": batching, "clients": clients,
+    result |= {"model_calls_at_once": resolved.get("model_workers"),
+               "intra_op_threads": resolved.get("intra_op_threads"),
                "mean_batch": (sum1 - sum0) / max(1.0, count1 - count0),
                "server_cpu_ms_per_request": 1000 * server_cpu / max(1, result["requests"])}
     return result
 
 
-def run(bundle: Path, clients: list[int], seconds: float,
-        provider: str = "cpu") -> dict[str, Any]:
-    """Offline ceiling first, then each server configuration, all in one process run."""
+def run(bundle: Path, configs: Sequence[ServerConfig], seconds: float, repeats: int = 1,
+        provider: str = "cpu", offline_seconds: float = 5.0) -> dict[str, Any]:
+    """`repeats` interleaved rounds over `configs`; each server run is paired with an offline
+    measurement taken right before it.
+    """
     bodies = request_bodies(256)
-    offline = offline_throughput(bundle, provider=provider)
-    configs = [(True, n) for n in clients] + [(False, clients[0])]
-    rows = []
+    runs: list[list[dict[str, Any]]] = [[] for _ in configs]
+    offline_runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        for k, (batching, n) in enumerate(configs):
-            row = measure(bundle, Path(tmp) / f"load-{k}.db", bodies, batching=batching,
-                          clients=n, seconds=seconds, provider=provider)
-            row["share_of_offline"] = row["throughput"] / offline["patients_per_s"]
-            rows.append(row)
+        for round_ in range(repeats):
+            for k, config in enumerate(configs):
+                offline = offline_throughput(bundle, seconds=offline_seconds, provider=provider)
+                offline_runs.append(offline)
+                result = measure(bundle, Path(tmp) / f"load-{round_}-{k}.db", bodies, config,
+                                 seconds=seconds, provider=provider)
+                result["offline_patients_per_s"] = offline["patients_per_s"]
+                result["share_of_offline"] = result["throughput"] / offline["patients_per_s"]
+                runs[k].append(result)
+                print(f"round {round_ + 1}/{repeats} {config.name} × {config.clients}: "
+                      f"{result['throughput']:.1f} req/s, share "
+                      f"{result['share_of_offline']:.2f}", file=sys.stderr, flush=True)
+    rows = []
+    for config, results in zip(configs, runs, strict=True):
+        row: dict[str, Any] = {**asdict(config), "micro_batching": config.micro_batching,
+                               "runs": results}
+        for key in ("throughput", "offline_patients_per_s", "share_of_offline", "p50_ms",
+                    "p95_ms", "p99_ms", "mean_batch", "server_cpu_ms_per_request",
+                    "client_cpu_ms_per_request"):
+            row[key] = statistics.median(r[key] for r in results)
+        row["share_range"] = [min(r["share_of_offline"] for r in results),
+                              max(r["share_of_offline"] for r in results)]
+        row["model_calls_at_once"] = results[0]["model_calls_at_once"]
+        row["intra_op_threads"] = results[0]["intra_op_threads"]
+        row["statuses"] = {str(code): sum(r["statuses"].get(code, 0) for r in results)
+                           for code in sorted({c for r in results for c in r["statuses"]})}
+        rows.append(row)
+    offline_median = statistics.median(o["patients_per_s"] for o in offline_runs)
+    for row in rows:  # one robust ceiling for the whole run; paired ratios give the range
+        row["share_of_offline"] = row["throughput"] / offline_median
     return {"bundle": str(bundle), "provider": provider, "cells_per_request": CELLS,
-            "offline_patients_per_s": offline["patients_per_s"],
-            "offline_cpu_ms_per_patient": offline["cpu_ms_per_patient"],
+            "seconds_per_run": seconds, "repeats": repeats,
+            "offline_patients_per_s": offline_median,
+            "offline_cpu_ms_per_patient": statistics.median(o["cpu_ms_per_patient"]
+                                                            for o in offline_runs),
+            "offline_runs": offline_runs,
             "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                         "load_average_1m": os.getloadavg()[0]},
             "rows": rows}
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    lines = [f"Offline onnxruntime ({report['provider']}, batch 32 × {CELLS} cells, same run): "
-             f"{report['offline_patients_per_s']:.1f} patients/s, "
-             f"{report['offline_cpu_ms_per_patient']:.2f} CPU-ms per patient. "
-             f"Machine: {report['machine']['cpu_count']} CPUs, shared by the server and the "
-             "load generator.", "",
-             "| micro-batching | clients | requests | p50 ms | p95 ms | p99 ms | req/s | "
-             "share of offline | mean batch | server CPU ms/req | client CPU ms/req | "
-             "statuses |", "|---" * 12 + "|"]
+    lines = [f"Offline onnxruntime ({report['provider']}, batch 32 × {CELLS} cells), measured "
+             f"before every server run: median {report['offline_patients_per_s']:.1f} "
+             f"patients/s, {report['offline_cpu_ms_per_patient']:.2f} CPU-ms per patient. "
+             f"{report['repeats']} interleaved rounds of {report['seconds_per_run']:.0f} s per "
+             "configuration. Share = median req/s ÷ median offline patients/s of the whole run; "
+             "in brackets the range of each round's req/s ÷ the offline figure measured just "
+             "before it. Machine: "
+             f"{report['machine']['cpu_count']} CPUs, shared by the server and the load "
+             "generator.", "",
+             "| server | model calls × threads | clients | micro-batching | req/s | share of "
+             "offline | p50 ms | p95 ms | p99 ms | mean batch | server CPU ms/req | "
+             "client CPU ms/req | statuses |", "|---" * 13 + "|"]
     for r in report["rows"]:
-        lines.append(f"| {'on' if r['micro_batching'] else 'off'} | {r['clients']} | "
-                     f"{r['requests']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
-                     f"{r['p99_ms']:.1f} | {r['throughput']:.1f} | "
-                     f"{r['share_of_offline']:.2f} | {r['mean_batch']:.1f} | "
+        low, high = r["share_range"]
+        lines.append(f"| {r['name']} | {r['model_calls_at_once']} × {r['intra_op_threads']} | "
+                     f"{r['clients']} | {'on' if r['micro_batching'] else 'off'}"
+                     f" | {r['throughput']:.1f} | {r['share_of_offline']:.2f} [{low:.2f}, "
+                     f"{high:.2f}] | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+                     f"{r['p99_ms']:.1f} | {r['mean_batch']:.1f} | "
                      f"{r['server_cpu_ms_per_request']:.2f} | "
                      f"{r['client_cpu_ms_per_request']:.2f} | {r['statuses']} |")
     return "\n".join(lines) + "\n"
@@ -232,15 +301,13 @@ def to_markdown(report: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, default=ROOT / "models" / "default")
-    parser.add_argument("--clients", default="16,64",
-                        help="comma-separated concurrency levels (micro-batching on); the "
-                             "first is also run with micro-batching off")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="interleaved rounds (each re-measures the offline ceiling)")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    clients = [int(c) for c in args.clients.split(",")]
-    report = run(args.bundle, clients, args.seconds, args.provider)
+    report = run(args.bundle, CONFIGS, args.seconds, args.repeats, args.provider)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "service_load.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = to_markdown(report)

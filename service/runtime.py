@@ -75,6 +75,7 @@ class OnnxModel:
         import onnxruntime as ort
 
         self.bundle = bundle
+        self.intra_op_threads = intra_op_threads  # 0: onnxruntime's default
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = intra_op_threads

@@ -44,10 +44,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(32, ge=1, le=1024)
     max_queue_delay_ms: float = Field(5.0, ge=0.0, le=1000.0)
     max_queue_size: int = Field(256, ge=1)
-    # Concurrent model calls and onnxruntime intra-op threads per call (0: onnxruntime picks,
-    # one per physical core). On a small CPU box serving many clients, model_workers = cores and
-    # intra_op_threads = 1 keeps the cores busy (bench/results/service_load.md).
-    model_workers: int = Field(1, ge=1, le=64)
+    # Concurrent model calls, and onnxruntime intra-op threads per call; 0 = auto: on the CPU one
+    # call per core (at most 4) on one thread each, on CUDA one call (service/state.py).
+    model_workers: int = Field(0, ge=0, le=64)
     intra_op_threads: int = Field(0, ge=0, le=256)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024)

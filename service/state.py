@@ -4,6 +4,8 @@ at start-up by the API (lifespan) and by `hct worker` alike.
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -22,6 +24,8 @@ from service.store import make_engine
 if TYPE_CHECKING:
     from service.jobs import JobRunner
 
+log = logging.getLogger("hct.state")
+
 
 @dataclass
 class ServiceState:
@@ -32,7 +36,31 @@ class ServiceState:
     model: OnnxModel
     scorer: Scorer
     batcher: MicroBatcher
+    online_model: OnnxModel  # what the batcher calls (may differ in threads from `model`)
     jobs: JobRunner | None = None
+
+
+AUTO_MAX_MODEL_WORKERS = 4
+
+
+def online_model(model: OnnxModel, settings: Settings) -> tuple[OnnxModel, int]:
+    """The session the micro-batcher calls, and how many calls it runs at once.
+
+    Auto (0) on the CPU: one call per core (at most 4), each on one onnxruntime thread. On the
+    shared 2-core benchmark machine this served 64 clients at >= 0.8 of offline throughput
+    where one call on two threads reached ~0.75: Python request work running beside a
+    two-thread call stalls it at every parallel section (bench/results/service_load.md). Auto
+    on CUDA: one call, onnxruntime's own threading. Batch jobs keep `model` (default threads:
+    they call it from one thread with big batches).
+    """
+    workers = settings.model_workers or (
+        1 if model.device == "cuda" else min(os.cpu_count() or 1, AUTO_MAX_MODEL_WORKERS))
+    online = model
+    if model.device == "cpu" and workers > 1 and settings.intra_op_threads == 0:
+        online = OnnxModel(model.bundle, "cpu", intra_op_threads=1)
+    log.info("online model calls: %d at once, %s intra-op threads each", workers,
+             online.intra_op_threads or "onnxruntime's default")
+    return online, workers
 
 
 def build_state(settings: Settings) -> ServiceState:
@@ -42,15 +70,16 @@ def build_state(settings: Settings) -> ServiceState:
     bundle = load_bundle(settings.model_dir)
     model = OnnxModel(bundle, settings.execution_provider,
                       intra_op_threads=settings.intra_op_threads)
+    online, model_workers = online_model(model, settings)
     engine = make_engine(settings.database_url_with_password)
     upgrade(engine)
     scorer = Scorer.for_model(model, settings.set_size)
-    batcher = MicroBatcher(model.predict, max_batch_size=settings.max_batch_size,
+    batcher = MicroBatcher(online.predict, max_batch_size=settings.max_batch_size,
                            max_delay_ms=settings.max_queue_delay_ms,
                            max_queue=settings.max_queue_size,
                            finish_fn=partial(store_batch, scorer, engine),
-                           model_workers=settings.model_workers)
+                           model_workers=model_workers)
     metrics.MODEL_INFO.labels(bundle.name, bundle.version, bundle.sha256[:12],
                               model.provider).set(1)
     return ServiceState(settings=settings, engine=engine, model=model, scorer=scorer,
-                        batcher=batcher)
+                        batcher=batcher, online_model=online)

@@ -25,7 +25,9 @@ def readyz(state: StateDep) -> JSONResponse:
         "status": "ready" if database and model else "not ready",
         "model": {"loaded": model, "name": state.model.bundle.name,
                   "version": state.model.bundle.version, "sha256": state.model.bundle.sha256,
-                  "provider": state.model.provider},
+                  "provider": state.model.provider,
+                  "model_workers": state.batcher.model_workers,
+                  "intra_op_threads": state.online_model.intra_op_threads or "default"},
         "database": {"reachable": database, "dialect": state.engine.dialect.name},
         "queue_depth": state.batcher.depth,
     }

@@ -165,3 +165,29 @@ def test_stop_lets_batches_past_the_model_finish():
 
     assert asyncio.run(main()) == ["p0", "p1", "p2"]
     assert stored == ["p0", "p1", "p2"]
+
+
+def test_a_burst_is_shared_between_free_model_workers():
+    """Eight requests waiting while two workers are free: two batches of four, side by side
+    (not one batch of eight on one worker while the other idles)."""
+    sizes: list[int] = []
+    both_in = threading.Barrier(2, timeout=10)
+
+    def predict(cells, lengths):
+        sizes.append(len(lengths))
+        both_in.wait()  # times out unless the two batches run at the same time
+        return _mean_volume(cells, lengths)
+
+    async def main():
+        batcher = MicroBatcher(predict, max_batch_size=32, max_delay_ms=20, max_queue=100,
+                               model_workers=2)
+        await batcher.start()
+        try:
+            # All eight are queued before the batcher task first runs (no await in between).
+            return await asyncio.gather(*(batcher.predict(_sample(float(v), 10))
+                                          for v in range(8)))
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(main()) == [float(v) for v in range(8)]
+    assert sorted(sizes) == [4, 4]

@@ -42,3 +42,14 @@ def test_score_uses_the_service_pipeline(settings, tmp_path, monkeypatch):
     assert [r["status"] for r in rows] == ["done", "done", "error", "done", "done"]
     assert all(float(r["hematocrit_pct"]) > 0 for r in rows if r["status"] == "done")
     assert rows[0]["onnx_sha256"] and rows[0]["cbc_indices"]
+
+
+def test_python_dash_m_runs_the_same_cli():
+    """`python -m service.cli` (no installed script needed) must run, not exit 0 silently."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "service.cli", "ingest", "/nonexistent.csv"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "nonexistent.csv" in result.stderr + result.stdout

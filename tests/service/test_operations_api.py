@@ -106,3 +106,25 @@ def test_service_refuses_a_bundle_whose_checksum_differs(settings, bundle_dir, t
     with pytest.raises(BundleError, match=r"does not match card\.json"), \
             TestClient(create_app(settings.model_copy(update={"model_dir": tampered}))):
         pass
+
+
+@pytest.mark.parametrize(("workers", "intra", "expected"), [
+    (0, 0, None),  # auto: one call per core (at most 4), one thread each when more than one
+    (1, 0, (1, "default")),
+    (3, 2, (3, 2)),
+])
+def test_readiness_reports_how_the_model_is_run(settings, workers, intra, expected):
+    import os
+
+    from service.state import AUTO_MAX_MODEL_WORKERS
+
+    if expected is None:
+        n = min(os.cpu_count() or 1, AUTO_MAX_MODEL_WORKERS)
+        expected = (n, 1 if n > 1 else "default")
+    settings = settings.model_copy(update={"model_workers": workers,
+                                           "intra_op_threads": intra})
+    with TestClient(create_app(settings)) as client:
+        model = client.get("/readyz").json()["model"]
+        assert (model["model_workers"], model["intra_op_threads"]) == expected
+        r = client.post("/v1/predictions", json=_body())
+        assert r.status_code == 201, r.text
