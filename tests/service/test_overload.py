@@ -25,6 +25,7 @@ def _rejected(client: TestClient) -> float:
 def test_full_queue_is_503_with_retry_after_and_accepted_requests_still_land(
         settings: Settings):
     settings = settings.model_copy(update={"max_batch_size": 1, "max_queue_size": 1,
+                                           "model_workers": 1,  # one call: A holds the model
                                            "max_queue_delay_ms": 0.0})
     app = create_app(settings)
     with TestClient(app) as client:

@@ -14,7 +14,8 @@ from tests.service.conftest import HeldModel, prediction_body
 
 
 def test_racing_retries_in_one_batch_store_once_and_neighbours_land(settings: Settings):
-    settings = settings.model_copy(update={"max_batch_size": 8, "max_queue_delay_ms": 50.0})
+    settings = settings.model_copy(update={"max_batch_size": 8, "max_queue_delay_ms": 50.0,
+                                           "model_workers": 1})  # one call: P-0 holds it
     app = create_app(settings)
     body = prediction_body("P-RETRY", seed=1)
     same_key = {"Idempotency-Key": "retry-1"}
