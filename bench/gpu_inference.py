@@ -16,7 +16,6 @@ No torch import: numpy + onnxruntime only, like the service.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.results_io import write_results
 from service.runtime import CUDA, OnnxModel, load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,10 +190,8 @@ def main() -> None:
     args = parser.parse_args()
     report = run(args.bundle, args.batches, args.cells, args.repeats, args.min_seconds,
                  args.parity_sets, not args.no_iobinding, args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_inference.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = to_markdown(report)
-    (args.out / "gpu_inference.md").write_text(markdown)
+    write_results(args.out, "gpu_inference", report, markdown)
     print(markdown)
 
 

@@ -6,9 +6,10 @@ measured; `to_markdown` renders the report dict that `bench.inference.run` retur
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from bench.results_io import write_results
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -73,8 +74,4 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out_dir / "inference.json", out_dir / "inference.md"
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    md_path.write_text(to_markdown(report))
-    return json_path, md_path
+    return write_results(out_dir, "inference", report, to_markdown(report))

@@ -22,7 +22,6 @@ label variance in the same 3 epochs.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.results_io import write_results
 from model.deepsets import DeepSetsPP, ModelConfig, plain_deepsets
 from model.runtime_tuning import tune_malloc
 
@@ -332,12 +332,8 @@ def to_markdown(report: dict[str, object]) -> str:
 
 def write_report(report: dict[str, object], out_dir: Path) -> tuple[Path, Path]:
     """`normalvar.json/.md` for reduced runs, `normalvar_full.json/.md` for the paper size."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = "normalvar_full" if report["config"]["full"] else "normalvar"  # type: ignore[index]
-    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    md_path.write_text(to_markdown(report))
-    return json_path, md_path
+    return write_results(out_dir, stem, report, to_markdown(report))
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, Path]:

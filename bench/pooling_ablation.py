@@ -12,7 +12,6 @@ Both are trained on random 256-cell subsets; each is scored at its training coun
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.results_io import write_results
 from model.data import load_split, random_subsets
 from model.deepsets import ModelConfig
 from model.train import TRAIN_PRESETS, load_trained, predict, train
@@ -91,10 +91,8 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=Path("/tmp/hct-pooling-ablation"))
     args = parser.parse_args()
     results = run(args.data, args.run_dir, args.minutes, args.limit, args.test_limit, args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pooling_ablation.json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = to_markdown(results)
-    (args.out / "pooling_ablation.md").write_text(markdown)
+    write_results(args.out, "pooling_ablation", results, markdown)
     print(markdown)
 
 

@@ -32,6 +32,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench.results_io import write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 CELLS = 1000
 
@@ -308,10 +310,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     report = run(args.bundle, CONFIGS, args.seconds, args.repeats, args.provider)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "service_load.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = to_markdown(report)
-    (args.out / "service_load.md").write_text(markdown)
+    write_results(args.out, "service_load", report, markdown)
     print(markdown)
 
 
