@@ -57,15 +57,20 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes (HCT_WORKERS)")] = None,
 ) -> None:
     """Run the REST service (uvicorn) on the configured model bundle and database."""
+    import os
+
     import uvicorn
 
     from service.logging_setup import configure_logging
     from service.settings import get_settings
 
+    if workers is not None:  # the worker processes read their settings from the environment:
+        os.environ["HCT_WORKERS"] = str(workers)  # they share the cores out by this count
+        get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings.log_level)
     uvicorn.run("service.app:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers or settings.workers,
+                port=port or settings.port, workers=settings.workers,
                 log_level=settings.log_level, access_log=False, proxy_headers=True)
 
 

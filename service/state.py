@@ -43,18 +43,26 @@ class ServiceState:
 AUTO_MAX_MODEL_WORKERS = 4
 
 
+def auto_model_workers(device: str, processes: int) -> int:
+    """CPU: the cores shared out among the uvicorn processes (`HCT_WORKERS`), 1 to 4 calls
+    each; CUDA: one call."""
+    if device == "cuda":
+        return 1
+    return max(1, min((os.cpu_count() or 1) // processes, AUTO_MAX_MODEL_WORKERS))
+
+
 def online_model(model: OnnxModel, settings: Settings) -> tuple[OnnxModel, int]:
     """The session the micro-batcher calls, and how many calls it runs at once.
 
-    Auto (0) on the CPU: one call per core (at most 4), each on one onnxruntime thread. On the
+    Auto (0) on the CPU: one call per core (at most 4; cores are shared out among `HCT_WORKERS`
+    processes), each on one onnxruntime thread. On the
     shared 2-core benchmark machine this served 64 clients at >= 0.8 of offline throughput
     where one call on two threads reached ~0.75: Python request work running beside a
     two-thread call stalls it at every parallel section (bench/results/service_load.md). Auto
     on CUDA: one call, onnxruntime's own threading. Batch jobs keep `model` (default threads:
     they call it from one thread with big batches).
     """
-    workers = settings.model_workers or (
-        1 if model.device == "cuda" else min(os.cpu_count() or 1, AUTO_MAX_MODEL_WORKERS))
+    workers = settings.model_workers or auto_model_workers(model.device, settings.workers)
     online = model
     if model.device == "cpu" and workers > 1 and settings.intra_op_threads == 0:
         online = OnnxModel(model.bundle, "cpu", intra_op_threads=1)

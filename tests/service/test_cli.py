@@ -53,3 +53,42 @@ def test_python_dash_m_runs_the_same_cli():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "nonexistent.csv" in result.stderr + result.stdout
+
+
+def test_serve_with_two_processes_shares_the_cores_out(settings, tmp_path):
+    """`hct serve --workers 2`: both uvicorn processes answer, each sizing its model calls for
+    half the cores (they read HCT_WORKERS, which --workers sets for them)."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from service.state import auto_model_workers
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HCT_")}
+    env |= {"HCT_MODEL_DIR": str(settings.model_dir), "HCT_PORT": str(port),
+            "HCT_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "HCT_RUN_JOBS": "false",
+            "HCT_EXECUTION_PROVIDER": "cpu", "HCT_UPLOAD_DIR": str(tmp_path / "uploads")}
+    server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--workers", "2"],
+                              env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    try:
+        deadline, ready = time.monotonic() + 90, None
+        while ready is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    ready = json.loads(r.read())
+            except OSError:
+                assert server.poll() is None, server.stdout.read().decode()[-3000:]
+                assert time.monotonic() < deadline, "server not ready in 90 s"
+                time.sleep(0.5)
+        assert ready["model"]["model_workers"] == auto_model_workers("cpu", 2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

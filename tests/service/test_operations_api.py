@@ -119,7 +119,7 @@ def test_readiness_reports_how_the_model_is_run(settings, workers, intra, expect
     from service.state import AUTO_MAX_MODEL_WORKERS
 
     if expected is None:
-        n = min(os.cpu_count() or 1, AUTO_MAX_MODEL_WORKERS)
+        n = max(1, min(os.cpu_count() or 1, AUTO_MAX_MODEL_WORKERS))
         expected = (n, 1 if n > 1 else "default")
     settings = settings.model_copy(update={"model_workers": workers,
                                            "intra_op_threads": intra})
@@ -128,3 +128,15 @@ def test_readiness_reports_how_the_model_is_run(settings, workers, intra, expect
         assert (model["model_workers"], model["intra_op_threads"]) == expected
         r = client.post("/v1/predictions", json=_body())
         assert r.status_code == 201, r.text
+
+
+def test_auto_model_calls_share_the_cores_between_processes():
+    import os
+
+    from service.state import AUTO_MAX_MODEL_WORKERS, auto_model_workers
+
+    cores = os.cpu_count() or 1
+    assert auto_model_workers("cuda", 1) == 1
+    assert auto_model_workers("cpu", 1) == max(1, min(cores, AUTO_MAX_MODEL_WORKERS))
+    assert auto_model_workers("cpu", cores) == 1  # one process per core: one call each
+    assert auto_model_workers("cpu", 4 * cores) == 1  # never fewer than one
