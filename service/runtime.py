@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from model.card import sha256_file
+from service import metrics
 
 log = logging.getLogger("hct.runtime")
 
@@ -110,9 +112,11 @@ class OnnxModel:
 
     def predict(self, cells: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Hematocrit % for a padded batch: `cells [B, S, 2]` float32, `lengths [B]` int64."""
+        started = time.perf_counter()
         out = self.session.run(
             ["hematocrit_pct"],
             {"cells": np.ascontiguousarray(cells, dtype=np.float32),
              "lengths": np.ascontiguousarray(lengths, dtype=np.int64)},
         )[0]
+        metrics.INFERENCE_SECONDS.labels(self.provider).observe(time.perf_counter() - started)
         return out.astype(np.float64)  # [B]

@@ -41,14 +41,31 @@ def test_readiness_is_503_when_the_database_is_unreachable(client):
     assert client.get("/healthz").status_code == 200  # alive, just not ready
 
 
-def test_metrics_expose_requests_batches_and_provider(client):
-    client.post("/v1/predictions", json=_body())
-    text = client.get("/metrics").text
-    assert 'hct_http_requests_total{method="POST",route="/v1/predictions",status="201"}' in text
-    assert "hct_batch_size_bucket" in text
-    assert "hct_prediction_latency_seconds_count" in text
-    assert 'provider="CPUExecutionProvider"' in text
-    assert 'hct_predictions_stored_total{source="api"}' in text
+def _metric(text: str, sample: str) -> float:
+    """The value of one exposed sample (name plus labels exactly as exposed), 0 if absent."""
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_what_one_prediction_did(client):
+    """Deltas around one request (the registry is process-wide, so absolute values are not
+    this test's)."""
+    samples = (
+        'hct_http_requests_total{method="POST",route="/v1/predictions",status="201"}',
+        "hct_batch_size_count", "hct_prediction_latency_seconds_count",
+        'hct_inference_seconds_count{provider="CPUExecutionProvider"}',
+        'hct_predictions_stored_total{source="api"}')
+    before = client.get("/metrics").text
+    assert client.post("/v1/predictions", json=_body()).status_code == 201
+    after = client.get("/metrics").text
+    for sample in samples:
+        assert _metric(after, sample) == _metric(before, sample) + 1, sample
+    assert _metric(after, "hct_inference_seconds_sum{provider=\"CPUExecutionProvider\"}") > \
+        _metric(before, "hct_inference_seconds_sum{provider=\"CPUExecutionProvider\"}")
+    assert 'hct_model_info{name="hct-deepsets-pp"' in after
+    assert 'provider="CPUExecutionProvider"} 1.0' in after
 
 
 def test_fhir_observation(client):
