@@ -117,3 +117,14 @@ def prediction_body(patient: str, n: int = 300, seed: int = 0) -> dict:
     cells = cells_for(42.0, n, seed)
     return {"patient_id": patient, "sample_id": f"S-{patient}",
             "volume_fl": cells[:, 0].tolist(), "hemoglobin_pg": cells[:, 1].tolist()}
+
+
+def metric_value(text: str, sample: str) -> float:
+    """The value of one exposed Prometheus sample (name plus labels as exposed), 0 if absent.
+
+    The registry is process-wide, so tests compare values before and after what they do.
+    """
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

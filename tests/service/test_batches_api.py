@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from service import job_store
 from service.app import create_app
 from service.jobs import JobRunner
-from tests.service.conftest import cells_for
+from tests.service.conftest import cells_for, metric_value
 
 
 def export_csv(n_patients: int, bad: tuple[int, ...] = (), cells: int = 250) -> bytes:
@@ -47,6 +47,7 @@ def _results(client: TestClient, job_id: str) -> list[dict]:
 
 
 def test_batch_of_200_patients_scores_everyone_and_reports_bad_rows(client):
+    before = client.get("/metrics").text
     r = _upload(client, export_csv(200, bad=(7, 150)))
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
@@ -63,6 +64,12 @@ def test_batch_of_200_patients_scores_everyone_and_reports_bad_rows(client):
     assert all(r["cbc_indices"] and r["moments"] for r in done)
     as_json = client.get(f"/v1/batches/{job_id}/results", params={"format": "json"}).json()
     assert len(as_json) == 200 and as_json[0]["patient_id"] == "P0000"
+    after = client.get("/metrics").text  # batch job progress, as operations see it
+    for sample, delta in (('hct_batch_job_items_total{outcome="done"}', 198),
+                          ('hct_batch_job_items_total{outcome="error"}', 2),
+                          ('hct_batch_jobs_total{status="done"}', 1),
+                          ('hct_predictions_stored_total{source="batch"}', 198)):
+        assert metric_value(after, sample) - metric_value(before, sample) == delta, sample
 
 
 def test_restart_mid_batch_scores_every_patient_exactly_once(settings):

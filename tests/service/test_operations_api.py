@@ -10,7 +10,7 @@ from service.app import create_app
 from service.runtime import BundleError
 from service.security import key_digest
 from service.store import audit_entries
-from tests.service.conftest import cells_for
+from tests.service.conftest import cells_for, metric_value
 
 
 def _body(sex: str | None = None) -> dict:
@@ -41,14 +41,6 @@ def test_readiness_is_503_when_the_database_is_unreachable(client):
     assert client.get("/healthz").status_code == 200  # alive, just not ready
 
 
-def _metric(text: str, sample: str) -> float:
-    """The value of one exposed sample (name plus labels exactly as exposed), 0 if absent."""
-    for line in text.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def test_metrics_count_what_one_prediction_did(client):
     """Deltas around one request (the registry is process-wide, so absolute values are not
     this test's)."""
@@ -61,9 +53,9 @@ def test_metrics_count_what_one_prediction_did(client):
     assert client.post("/v1/predictions", json=_body()).status_code == 201
     after = client.get("/metrics").text
     for sample in samples:
-        assert _metric(after, sample) == _metric(before, sample) + 1, sample
-    assert _metric(after, "hct_inference_seconds_sum{provider=\"CPUExecutionProvider\"}") > \
-        _metric(before, "hct_inference_seconds_sum{provider=\"CPUExecutionProvider\"}")
+        assert metric_value(after, sample) == metric_value(before, sample) + 1, sample
+    assert metric_value(after, "hct_inference_seconds_sum{provider=\"CPUExecutionProvider\"}") > \
+        metric_value(before, "hct_inference_seconds_sum{provider=\"CPUExecutionProvider\"}")
     assert 'hct_model_info{name="hct-deepsets-pp"' in after
     assert 'provider="CPUExecutionProvider"} 1.0' in after
 
