@@ -2,11 +2,15 @@
 
 `with_keywords` re-lays a file with some TEXT keywords changed but every offset still right, so
 a test exercises exactly one lie (a `$TOT` of 1e12, a `$PAR` one short) and not a side effect
-such as a TEXT segment that no longer ends where the HEADER says.
+such as a TEXT segment that no longer ends where the HEADER says. `ENCODINGS`, `quick` and
+`replace_text` are shared by the reader, header and writer tests.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -14,6 +18,8 @@ import numpy as np
 from ingestion.fcs_writer import ByteOrder, Datatype, FcsVersion, assemble_fcs, encode_fcs
 
 N_CELLS = 400
+ENCODINGS = [("I", 16), ("I", 32), ("F", None), ("D", None)]
+SLOW = 5.0  # seconds; a generous sanity bound on a shared machine (typical: a few ms)
 
 
 def rbc_columns(n: int = N_CELLS, *, seed: int = 0, integer: bool = False) -> dict[str, np.ndarray]:
@@ -115,3 +121,17 @@ def two_data_sets(first: bytes, second: bytes) -> bytes:
             return head + second
         offset = len(head)
     raise AssertionError("$NEXTDATA did not converge")
+
+
+def replace_text(blob: bytes, old: bytes, new: bytes) -> bytes:
+    """Swap one unique TEXT fragment for another of the same length (offsets stay right)."""
+    assert len(old) == len(new) and blob.count(old) == 1
+    return blob.replace(old, new)
+
+
+@contextmanager
+def quick() -> Iterator[None]:
+    """Fail the test if the block takes `SLOW` seconds or more (a hang, not a benchmark)."""
+    start = time.monotonic()
+    yield
+    assert time.monotonic() - start < SLOW
