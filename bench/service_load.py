@@ -152,7 +152,8 @@ async def _load(port: int, bodies: list[bytes], clients: int, seconds: float) ->
 
     Requests are pre-encoded and responses parsed minimally over raw asyncio streams: on a
     2-core machine the load generator shares the CPU with the server, so a heavyweight client
-    (httpx costs ~1 ms of CPU per 14 kB request) would be measured instead of the service.
+    (httpx: 1.65 CPU-ms per 14 kB request; this one: 0.08) would be measured instead of the
+    service.
     """
     latencies: list[float] = []
     statuses: dict[int, int] = {}
