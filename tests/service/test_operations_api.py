@@ -150,3 +150,20 @@ def test_auto_model_calls_share_the_cores_between_processes():
     assert auto_model_workers("cpu", 1) == max(1, min(cores, AUTO_MAX_MODEL_WORKERS))
     assert auto_model_workers("cpu", cores) == 1  # one process per core: one call each
     assert auto_model_workers("cpu", 4 * cores) == 1  # never fewer than one
+
+
+def test_database_outage_is_503_with_retry_after_not_500(client):
+    """Reads and writes during an outage: a 503 that says so (nothing stored), not a 500."""
+    from functools import partial
+
+    from service.prediction_flow import store_batch
+    from service.store import make_engine
+
+    state = client.app.state.hct
+    down = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    state.batcher.finish_fn = partial(store_batch, state.scorer, down)  # the write path
+    state.engine = down  # the read path
+    for r in (client.post("/v1/predictions", json=_body()), client.get("/v1/predictions")):
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "database_unavailable"
+        assert r.headers["Retry-After"] == "5"
