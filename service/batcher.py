@@ -14,7 +14,8 @@ next batch while the previous one is being stored: per-request work that is chea
 session may be run concurrently). With one intra-op thread per call this keeps every core busy
 without the barrier stalls of one multi-threaded call sharing its cores with Python work
 (bench/results/service_load.md). A batch is gathered only once a worker is free, so batches
-grow by themselves while every worker is busy.
+grow by themselves while every worker is busy; a batch gathered while other workers are idle
+too is shared out among them, so a burst runs on all of them at once.
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self.model_workers = model_workers
         self._running: set[asyncio.Task[None]] = set()  # batches in the model or being stored
-        self._in_model = 0  # batches inside a model call right now
         self._model_slots: asyncio.Semaphore | None = None
         self._finish_slots: asyncio.Semaphore | None = None
         self._executor = ThreadPoolExecutor(max_workers=model_workers,
@@ -118,8 +118,7 @@ class MicroBatcher:
         assert self._queue is not None
         batch = [await self._queue.get()]
         deadline = time.perf_counter() + self.max_delay_s
-        limit = self._batch_limit(1 + self._queue.qsize())
-        while len(batch) < limit:
+        while len(batch) < self.max_batch_size:
             remaining = deadline - time.perf_counter()
             try:
                 if remaining <= 0:
@@ -131,16 +130,6 @@ class MicroBatcher:
         metrics.QUEUE_DEPTH.set(self._queue.qsize())
         return [p for p in batch if not p.future.done()]  # a cancelled client needs no answer
 
-    def _batch_limit(self, waiting: int) -> int:
-        """Samples to take now: up to `max_batch_size`, but with several model workers free,
-        an even share of what is waiting, so a burst runs on all of them at once instead of
-        as one batch on one worker while the others idle.
-        """
-        free = self.model_workers - self._in_model
-        if free <= 1:
-            return self.max_batch_size
-        return max(1, min(self.max_batch_size, -(-waiting // free)))
-
     async def _loop(self) -> None:
         assert self._model_slots is not None
         while True:
@@ -149,10 +138,16 @@ class MicroBatcher:
             if not batch:
                 self._model_slots.release()
                 continue
-            self._in_model += 1  # counted now: the next gather must see this worker as busy
-            task = asyncio.create_task(self._run(batch))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            # Other workers idle too: share the batch out so a burst runs on all of them at
+            # once instead of as one batch on one worker (under load they are busy: no split).
+            parts = 1
+            while parts < min(len(batch), self.model_workers) and not self._model_slots.locked():
+                await self._model_slots.acquire()  # free now: returns at once
+                parts += 1
+            for share in np.array_split(np.arange(len(batch)), parts):
+                task = asyncio.create_task(self._run([batch[i] for i in share]))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[_Pending]) -> None:
         """Model call, then (with `finish_fn`) the store stage; holds one model slot until the
@@ -169,8 +164,6 @@ class MicroBatcher:
             except Exception as exc:  # the model failed: every waiter learns why
                 _fail(batch, exc)
                 return
-            finally:
-                self._in_model -= 1
             if self.finish_fn is None:
                 _resolve(batch, [float(v) for v in out])
                 return
