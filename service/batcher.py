@@ -66,6 +66,7 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self.model_workers = model_workers
         self._running: set[asyncio.Task[None]] = set()  # batches in the model or being stored
+        self._gathering: list[_Pending] = []
         self._model_slots: asyncio.Semaphore | None = None
         self._finish_slots: asyncio.Semaphore | None = None
         self._executor = ThreadPoolExecutor(max_workers=model_workers,
@@ -86,11 +87,10 @@ class MicroBatcher:
                 await self._task
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+        _fail(self._gathering, QueueFullError("service is shutting down"))
         if self._queue is not None:
             while not self._queue.empty():
-                pending = self._queue.get_nowait()
-                if not pending.future.done():
-                    pending.future.set_exception(QueueFullError("service is shutting down"))
+                _fail([self._queue.get_nowait()], QueueFullError("service is shutting down"))
         self._executor.shutdown(wait=True)
         self._finish_executor.shutdown(wait=True)
 
@@ -116,7 +116,9 @@ class MicroBatcher:
 
     async def _gather(self) -> list[_Pending]:
         assert self._queue is not None
-        batch = [await self._queue.get()]
+        # Held on the instance while gathering: if the batcher is stopped mid-gather, `stop`
+        # answers these instead of leaving their requests waiting forever.
+        self._gathering = batch = [await self._queue.get()]
         deadline = time.perf_counter() + self.max_delay_s
         while len(batch) < self.max_batch_size:
             remaining = deadline - time.perf_counter()
@@ -135,6 +137,7 @@ class MicroBatcher:
         while True:
             await self._model_slots.acquire()  # gather only when a model worker is free
             batch = await self._gather()
+            self._gathering = []
             if not batch:
                 self._model_slots.release()
                 continue

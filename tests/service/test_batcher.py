@@ -191,3 +191,20 @@ def test_a_burst_is_shared_between_free_model_workers():
 
     assert asyncio.run(main()) == [float(v) for v in range(8)]
     assert sorted(sizes) == [4, 4]
+
+
+def test_stop_answers_requests_caught_mid_gather():
+    """Requests taken off the queue by a gather that is still waiting for more must get an
+    answer at shutdown (503 upstream), not hang."""
+    async def main():
+        batcher = MicroBatcher(_mean_volume, max_batch_size=8, max_delay_ms=10_000,
+                               max_queue=10)
+        await batcher.start()
+        pending = [asyncio.create_task(batcher.predict(_sample(5, 10))) for _ in range(2)]
+        await asyncio.sleep(0.05)  # both are in the gathering batch, which waits for 6 more
+        assert batcher.depth == 0
+        await batcher.stop()
+        return await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), 5)
+
+    results = asyncio.run(main())
+    assert all(isinstance(r, QueueFullError) and "shutting down" in str(r) for r in results)
