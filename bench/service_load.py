@@ -247,14 +247,16 @@ def run(bundle: Path, configs: Sequence[ServerConfig], seconds: float, repeats: 
                 print(f"round {round_ + 1}/{repeats} {config.name} × {config.clients}: "
                       f"{result['throughput']:.1f} req/s, share "
                       f"{result['share_of_offline']:.2f}", file=sys.stderr, flush=True)
+    # One robust ceiling for the whole run gives the share; the paired ratios give its range.
+    offline_median = statistics.median(o["patients_per_s"] for o in offline_runs)
     rows = []
     for config, results in zip(configs, runs, strict=True):
         row: dict[str, Any] = {**asdict(config), "micro_batching": config.micro_batching,
                                "runs": results}
-        for key in ("throughput", "offline_patients_per_s", "share_of_offline", "p50_ms",
-                    "p95_ms", "p99_ms", "mean_batch", "server_cpu_ms_per_request",
-                    "client_cpu_ms_per_request"):
+        for key in ("throughput", "offline_patients_per_s", "p50_ms", "p95_ms", "p99_ms",
+                    "mean_batch", "server_cpu_ms_per_request", "client_cpu_ms_per_request"):
             row[key] = statistics.median(r[key] for r in results)
+        row["share_of_offline"] = row["throughput"] / offline_median
         row["share_range"] = [min(r["share_of_offline"] for r in results),
                               max(r["share_of_offline"] for r in results)]
         row["model_calls_at_once"] = results[0]["model_calls_at_once"]
@@ -262,9 +264,6 @@ def run(bundle: Path, configs: Sequence[ServerConfig], seconds: float, repeats: 
         row["statuses"] = {str(code): sum(r["statuses"].get(code, 0) for r in results)
                            for code in sorted({c for r in results for c in r["statuses"]})}
         rows.append(row)
-    offline_median = statistics.median(o["patients_per_s"] for o in offline_runs)
-    for row in rows:  # one robust ceiling for the whole run; paired ratios give the range
-        row["share_of_offline"] = row["throughput"] / offline_median
     return {"bundle": str(bundle), "provider": provider, "cells_per_request": CELLS,
             "seconds_per_run": seconds, "repeats": repeats,
             "offline_patients_per_s": offline_median,

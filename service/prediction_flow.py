@@ -73,11 +73,10 @@ def store_batch(scorer: Scorer, engine: Engine, requests: Sequence[OnlineRequest
     Idempotency-Key won the race), every request is stored on its own instead, so one
     duplicate cannot fail its neighbours.
     """
-    scored = scorer.finish([r.cellset for r in requests], [r.cells for r in requests],
-                                 values)
+    scored = scorer.finish([r.cellset for r in requests], [r.cells for r in requests], values)
     created_at = store.utcnow()
     records = [scorer.record(s, prediction_id=store.new_id(), created_at=created_at,
-                                   source=r.source) for s, r in zip(scored, requests, strict=True)]
+                             source=r.source) for s, r in zip(scored, requests, strict=True)]
     try:
         with engine.begin() as conn:
             _write(conn, requests, records)

@@ -55,12 +55,12 @@ def online_model(model: OnnxModel, settings: Settings) -> tuple[OnnxModel, int]:
     """The session the micro-batcher calls, and how many calls it runs at once.
 
     Auto (0) on the CPU: one call per core (at most 4; cores are shared out among `HCT_WORKERS`
-    processes), each on one onnxruntime thread. On the
-    shared 2-core benchmark machine this served 64 clients at >= 0.8 of offline throughput
-    where one call on two threads reached ~0.75: Python request work running beside a
-    two-thread call stalls it at every parallel section (bench/results/service_load.md). Auto
-    on CUDA: one call, onnxruntime's own threading. Batch jobs keep `model` (default threads:
-    they call it from one thread with big batches).
+    processes), each on one onnxruntime thread, so Python request work beside a model call does
+    not stall a multi-threaded call at its parallel sections. On the shared 2-core benchmark
+    machine this gave 0.77-0.87 of offline throughput at 64 clients over five runs, where one
+    call on two threads gave 0.72-0.82 (bench/results/service_load.md). Auto on CUDA: one call,
+    onnxruntime's own threading. Batch jobs keep `model` (default threads: they call it from
+    one thread with big batches).
     """
     workers = settings.model_workers or auto_model_workers(model.device, settings.workers)
     online = model

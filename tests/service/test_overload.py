@@ -11,15 +11,14 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.conftest import HeldModel, prediction_body
+from tests.service.conftest import HeldModel, metric_value, prediction_body
 
 
 def _rejected(client: TestClient) -> float:
     """hct_queue_rejected_total (process-wide: other tests in this process count too)."""
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("hct_queue_rejected_total "):
-            return float(line.split()[-1])
-    raise AssertionError("hct_queue_rejected_total missing from /metrics")
+    text = client.get("/metrics").text
+    assert "\nhct_queue_rejected_total " in text, "hct_queue_rejected_total missing from /metrics"
+    return metric_value(text, "hct_queue_rejected_total")
 
 
 def test_full_queue_is_503_with_retry_after_and_accepted_requests_still_land(
