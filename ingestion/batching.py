@@ -11,8 +11,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ingestion.cells import CellSet
-
 DEFAULT_SET_SIZE = 1000
 
 
@@ -54,14 +52,6 @@ def pad_sets(
     for b, s in enumerate(sets):
         x[b, : s.shape[0]] = s
     return x, lengths
-
-
-def batch_cellsets(
-    cellsets: Sequence[CellSet], size: int = DEFAULT_SET_SIZE, pad_to: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Subsample each sample to at most `size` cells (seeded by sample id) and pad them together."""
-    sets = [subsample(cs.cells(), size, cs.sample_id) for cs in cellsets]
-    return pad_sets(sets, pad_to)
 
 
 def bucket_by_length(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:

@@ -7,23 +7,11 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
 from ingestion.cells import DEFAULT_MIN_CELLS, CellSet
 from ingestion.errors import IngestionError, SampleError
+from ingestion.formats import SourceFormat, format_from_magic, format_from_suffix
 
-SourceFormat = Literal["fcs", "csv", "parquet", "hdf5", "zip"]
-
-_MAGIC: tuple[tuple[bytes, SourceFormat], ...] = (
-    (b"FCS", "fcs"),
-    (b"\x89HDF\r\n\x1a\n", "hdf5"),
-    (b"PAR1", "parquet"),
-    (b"PK\x03\x04", "zip"),
-)
-_SUFFIX: dict[str, SourceFormat] = {
-    ".fcs": "fcs", ".lmd": "fcs", ".csv": "csv", ".txt": "csv", ".parquet": "parquet",
-    ".pq": "parquet", ".h5": "hdf5", ".hdf5": "hdf5", ".zip": "zip",
-}
 MAX_ZIP_MEMBERS = 10_000
 MAX_ZIP_MEMBER_BYTES = 512 * 1024 * 1024
 
@@ -39,10 +27,10 @@ def detect_format(path: str | Path) -> SourceFormat:
                              field="file") from None
     if not head:
         raise IngestionError("file is empty", kind="empty", field="file")
-    for magic, fmt in _MAGIC:
-        if head.startswith(magic):
-            return fmt
-    fmt = _SUFFIX.get(path.suffix.lower())
+    fmt = format_from_magic(head)
+    if fmt is not None:
+        return fmt
+    fmt = format_from_suffix(path)
     if fmt in (None, "fcs", "hdf5", "parquet", "zip"):
         raise IngestionError(
             f"not a recognised file (first bytes {head[:8]!r}); expected FCS, CSV, "
@@ -60,11 +48,11 @@ def iter_source(
     """
     fmt = fmt or detect_format(path)
     if fmt == "fcs":
-        from ingestion.fcs import read_fcs
+        from ingestion.fcs.reader import read_fcs
 
         yield read_fcs(path, min_cells=min_cells)
     elif fmt in ("csv", "parquet"):
-        from ingestion.tabular import iter_table
+        from ingestion.tables.long_format import iter_table
 
         yield from iter_table(path, fmt=fmt, min_cells=min_cells)
     elif fmt == "hdf5":
@@ -77,7 +65,7 @@ def iter_source(
 
 def _iter_fcs_zip(path: Path, *, min_cells: int) -> Iterator[CellSet | SampleError]:
     """Each `.fcs` member is one sample; a bad member is a `SampleError`, not a failed batch."""
-    from ingestion.fcs import read_fcs
+    from ingestion.fcs.reader import read_fcs
 
     try:
         archive = zipfile.ZipFile(path)

@@ -26,7 +26,7 @@ REFERENCE = "cbc_indices"
 
 
 def _condition_names() -> list[str]:
-    from ingestion.synthetic_conditions import condition_names
+    from ingestion.synthetic.conditions import condition_names
 
     return condition_names()
 

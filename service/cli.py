@@ -33,7 +33,7 @@ def ingest(
 ) -> None:
     """Read a file and print a per-sample summary (cells, MCV, MCH, MCHC, RDW, HDW)."""
     from ingestion.errors import IngestionError
-    from service.ingest_summary import summarise, write_json_lines, write_table
+    from ingestion.summary import summarise, write_json_lines, write_table
 
     try:
         summary = summarise(file, min_cells=min_cells, limit=limit)
@@ -248,8 +248,8 @@ def simulate(
     from rich.console import Console
     from rich.progress import Progress
 
-    from ingestion.synthetic import simulate_cohort
-    from ingestion.synthetic_export import export_long
+    from ingestion.synthetic.cohort import simulate_cohort
+    from ingestion.synthetic.export import export_long
 
     if patients < 1 or cells < 2 or not 0.0 <= test_fraction < 1.0:
         typer.echo("error: need --patients >= 1, --cells >= 2, 0 <= --test-fraction < 1", err=True)

@@ -137,7 +137,7 @@ async def create_prediction_from_fcs(
 
 def _read_fcs(data: bytes, patient_id: str | None, sample_id: str | None, lab: LabValues,
               min_cells: int, stem: str | None) -> CellSet:
-    from ingestion.fcs import read_fcs
+    from ingestion.fcs.reader import read_fcs
 
     return read_fcs(data, patient_id=patient_id, sample_id=sample_id, lab=lab,
                     min_cells=min_cells, default_sample_id=stem)

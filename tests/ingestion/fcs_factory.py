@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ingestion.fcs_writer import ByteOrder, Datatype, FcsVersion, assemble_fcs, encode_fcs
+from ingestion.fcs.writer import ByteOrder, Datatype, FcsVersion, assemble_fcs, encode_fcs
 
 N_CELLS = 400
 ENCODINGS = [("I", 16), ("I", 32), ("F", None), ("D", None)]

@@ -4,7 +4,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingestion.batching import (
-    batch_cellsets,
     bucket_by_length,
     pad_sets,
     sample_seed,
@@ -55,6 +54,11 @@ def test_different_sample_ids_give_different_subsets():
 def test_pad_rejects_sets_longer_than_size():
     with pytest.raises(ValueError, match="more than size = 3"):
         pad_sets([np.ones((4, 2), np.float32)], size=3)
+
+
+def batch_cellsets(cellsets, size=1000):
+    """Subsample each sample (seeded by sample id) and pad them together, as the Predictor does."""
+    return pad_sets([subsample(cs.cells(), size, cs.sample_id) for cs in cellsets])
 
 
 def test_batch_cellsets_subsamples_by_sample_id():

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ingestion.channels import (
+from ingestion.errors import IngestionError
+from ingestion.fcs.channels import (
     DEFAULT_VOLUME_ALIASES,
     ChannelMap,
     hemoglobin_pg,
     normalize_name,
     select_channels,
 )
-from ingestion.errors import IngestionError
 
 
 def test_normalize_name_folds_case_and_whitespace() -> None:

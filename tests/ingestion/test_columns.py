@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from ingestion.cells import CellSet
-from ingestion.columns import ColumnMap, split_unit
 from ingestion.errors import IngestionError
-from ingestion.tabular import iter_table
+from ingestion.tables.columns import ColumnMap, split_unit
+from ingestion.tables.long_format import iter_table
 from tests.ingestion.tabular_helpers import HEADER, csv_rows, write_csv
 
 # --- header mapping ---------------------------------------------------------------------------

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from ingestion.cells import CellValidationError, LabValues
-from ingestion.channels import ChannelMap
 from ingestion.errors import IngestionError
-from ingestion.fcs import read_fcs, read_fcs_channels, read_fcs_table
-from ingestion.fcs_writer import encode_fcs, write_fcs
+from ingestion.fcs.channels import ChannelMap
+from ingestion.fcs.reader import read_fcs, read_fcs_channels, read_fcs_table
+from ingestion.fcs.writer import encode_fcs, write_fcs
 from tests.ingestion.fcs_factory import (
     ENCODINGS,
     N_CELLS,

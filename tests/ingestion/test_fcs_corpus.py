@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from ingestion.cells import CellValidationError
-from ingestion.channels import ChannelMap
 from ingestion.errors import IngestionError
-from ingestion.fcs import read_fcs, read_fcs_channels, read_fcs_table
+from ingestion.fcs.channels import ChannelMap
+from ingestion.fcs.reader import read_fcs, read_fcs_channels, read_fcs_table
 
 ROOT = Path(str(importlib.resources.files("fcsparser") / "tests" / "data" / "FlowCytometers"))
 SLOW = 5.0  # seconds; each file takes milliseconds, this only catches hangs

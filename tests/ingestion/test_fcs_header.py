@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ingestion.errors import IngestionError
-from ingestion.fcs import read_fcs, read_fcs_channels
-from ingestion.fcs_writer import encode_fcs
+from ingestion.fcs.reader import read_fcs, read_fcs_channels
+from ingestion.fcs.writer import encode_fcs
 from tests.ingestion.fcs_factory import (
     N_CELLS,
     patch_header,

@@ -9,9 +9,9 @@ import fcsparser
 import numpy as np
 import pytest
 
-from ingestion import fcs_writer
-from ingestion.fcs import read_fcs, read_fcs_channels, read_fcs_table
-from ingestion.fcs_writer import encode_fcs
+from ingestion.fcs import writer as fcs_writer
+from ingestion.fcs.reader import read_fcs, read_fcs_channels, read_fcs_table
+from ingestion.fcs.writer import encode_fcs
 from tests.ingestion.fcs_factory import ENCODINGS, N_CELLS, rbc_columns, rbc_fcs, split_fcs
 
 VERSIONS = ("2.0", "3.0", "3.1")

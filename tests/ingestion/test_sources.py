@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ingestion.errors import IngestionError, SampleError
-from ingestion.fcs_writer import encode_fcs
+from ingestion.fcs.writer import encode_fcs
 from ingestion.flowrbc import write_flowrbc
 from ingestion.sources import detect_format, iter_source
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from ingestion.cells import CellSet
 from ingestion.flowrbc import FlowRBCFile, iter_flowrbc
 from ingestion.indices import indices_table
-from ingestion.synthetic import (
+from ingestion.synthetic.cohort import (
     BLOCK_PATIENTS,
     GENERATOR_VERSION,
     CohortBlock,
@@ -22,9 +22,9 @@ from ingestion.synthetic import (
     generate_patients,
     simulate_cohort,
 )
-from ingestion.synthetic_conditions import CONDITIONS, Condition, prevalence
-from ingestion.synthetic_export import LONG_COLUMNS, export_long
-from ingestion.synthetic_patients import LATENT_NAMES
+from ingestion.synthetic.conditions import CONDITIONS, Condition, prevalence
+from ingestion.synthetic.export import LONG_COLUMNS, export_long
+from ingestion.synthetic.patients import LATENT_NAMES
 
 N_PATIENTS = 8 * BLOCK_PATIENTS
 N_CELLS = 1000

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from ingestion.cells import CellSet
 from ingestion.errors import IngestionError, SampleError
-from ingestion.table_readers import CsvReader
-from ingestion.tabular import iter_table, write_table
+from ingestion.tables.long_format import iter_table, write_table
+from ingestion.tables.readers import CsvReader
 from tests.ingestion.tabular_helpers import (
     HEADER,
     OneWay,

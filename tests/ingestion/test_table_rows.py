@@ -9,7 +9,7 @@ import pytest
 
 from ingestion.cells import CellSet
 from ingestion.errors import SampleError
-from ingestion.tabular import iter_table
+from ingestion.tables.long_format import iter_table
 from tests.ingestion.tabular_helpers import HEADER, csv_rows, errors, good, write_csv
 
 # --- lab columns ------------------------------------------------------------------------------

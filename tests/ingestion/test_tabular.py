@@ -11,7 +11,7 @@ import pytest
 
 from ingestion.cells import LabValues
 from ingestion.errors import IngestionError
-from ingestion.tabular import iter_table, write_table
+from ingestion.tables.long_format import iter_table, write_table
 from tests.ingestion.tabular_helpers import HEADER, OneWay, assert_same_cellsets, make_cellset
 
 # --- round trips ------------------------------------------------------------------------------

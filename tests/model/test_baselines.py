@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ingestion.synthetic import generate_patients, simulate_cohort
+from ingestion.synthetic.cohort import generate_patients, simulate_cohort
 from model.baseline_report import evaluate_baselines
 from model.baselines import (
     BASELINES_VERSION,

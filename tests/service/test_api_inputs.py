@@ -2,7 +2,7 @@
 
 import pytest
 
-from ingestion.fcs_writer import encode_fcs
+from ingestion.fcs.writer import encode_fcs
 from tests.service.conftest import cells_for
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ingestion.batching import pad_sets
-from ingestion.synthetic import generate_block
+from ingestion.synthetic.cohort import generate_block
 from service.runtime import OnnxModel, load_bundle
 
 BUNDLE = Path(__file__).resolve().parents[2] / "models" / "default"

@@ -1,7 +1,7 @@
 """Lab exports in long format (one row per cell) as CSV or Parquet: stream in, write out.
 
 Exports can be larger than memory, so reading streams: pyarrow reads one chunk at a time and
-`table_rows.Grouper` emits each sample as soon as its (patient_id, sample_id) key changes.
+`tables.rows.Grouper` emits each sample as soon as its (patient_id, sample_id) key changes.
 Problems with the file as a whole (unreadable, not CSV/Parquet, empty, wrong encoding, a
 required column missing) raise one `IngestionError(kind="table_...")`; problems with one
 sample (a bad value, a missing id, too few cells, inconsistent lab values) are yielded as a
@@ -32,10 +32,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ingestion.cells import DEFAULT_MIN_CELLS, CellSet
-from ingestion.columns import ColumnMap
 from ingestion.errors import IngestionError, SampleError
-from ingestion.table_readers import EXAMPLE_HEADER, SNIFF_BYTES, CsvReader, ParquetReader
-from ingestion.table_rows import Grouper
+from ingestion.formats import format_from_magic, format_from_suffix
+from ingestion.tables.columns import ColumnMap
+from ingestion.tables.readers import EXAMPLE_HEADER, SNIFF_BYTES, CsvReader, ParquetReader
+from ingestion.tables.rows import Grouper
 
 TableFormat = Literal["csv", "parquet"]
 Source = str | os.PathLike[str] | BinaryIO
@@ -48,9 +49,6 @@ LAB_COLUMNS = (
     ("sex", pa.string()),
     ("age_years", pa.float64()),
 )
-_PARQUET_MAGIC = b"PAR1"
-_PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
-_CSV_SUFFIXES = {".csv"}
 
 
 def iter_table(
@@ -252,19 +250,17 @@ class _Replay(io.RawIOBase):
 
 
 def _infer_format(name: str, head: bytes) -> TableFormat:
-    if head.startswith(_PARQUET_MAGIC):
+    if "parquet" in (format_from_magic(head), format_from_suffix(name)):
         return "parquet"
-    return "parquet" if Path(name).suffix.lower() in _PARQUET_SUFFIXES else "csv"
+    return "csv"
 
 
 def _format_from_suffix(destination: Any) -> TableFormat | None:
     name = getattr(destination, "name", None) if _is_stream(destination) else destination
     if not isinstance(name, str | os.PathLike):
         return None
-    suffix = Path(name).suffix.lower()
-    if suffix in _PARQUET_SUFFIXES:
-        return "parquet"
-    return "csv" if suffix in _CSV_SUFFIXES else None
+    fmt = format_from_suffix(name)
+    return fmt if fmt in ("csv", "parquet") and Path(name).suffix.lower() != ".txt" else None
 
 
 def _is_stream(source: Any) -> bool:

@@ -18,9 +18,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from ingestion.columns import Column, ColumnMap, Layout, resolve
 from ingestion.errors import IngestionError
-from ingestion.table_rows import Coded, Rows
+from ingestion.tables.columns import Column, ColumnMap, Layout, resolve
+from ingestion.tables.rows import Coded, Rows
 
 SNIFF_BYTES = 64 * 1024
 EXAMPLE_HEADER = "patient_id,sample_id,volume_fl,hemoglobin_pg"

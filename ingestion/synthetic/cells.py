@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingestion.synthetic_patients import Patients, Physiology
+from ingestion.synthetic.patients import Patients, Physiology
 
 VOLUME_CLIP_FL = (1.0, 300.0)  # inside CellSet's (0, 300]
 HEMOGLOBIN_CLIP_PG = (0.1, 100.0)  # inside CellSet's (0, 100]

@@ -1,6 +1,6 @@
 """A small FCS 2.0/3.0/3.1 list-mode writer for tests, demos and the synthetic cohort export.
 
-It writes what the reader in `ingestion.fcs` expects from a well-formed file: HEADER offsets
+It writes what the reader in `ingestion.fcs.reader` expects from a well-formed file: HEADER offsets
 right-justified in 8-character fields, a "/"-delimited TEXT segment (a "/" inside a keyword or
 value is escaped by doubling it), `$BEGINDATA`/`$ENDDATA` and the other 3.x offset keywords,
 `$PnB`/`$PnE`/`$PnN`/`$PnR` for every channel, and the DATA segment event by event in the

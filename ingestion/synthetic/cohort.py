@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ingestion.flowrbc import FlowRBCWriter
-from ingestion.synthetic_cells import draw_cells
-from ingestion.synthetic_conditions import condition_names, table_as_dicts
-from ingestion.synthetic_patients import LATENT_NAMES, Patients, Physiology, draw_patients
+from ingestion.synthetic.cells import draw_cells
+from ingestion.synthetic.conditions import condition_names, table_as_dicts
+from ingestion.synthetic.patients import LATENT_NAMES, Patients, Physiology, draw_patients
 
 GENERATOR_VERSION = "1.0"
 BLOCK_PATIENTS = 256

@@ -1,12 +1,12 @@
 """Read FCS 2.0 / 3.0 / 3.1 list-mode files into a `CellSet`.
 
-`ingestion.fcs_header` first validates HEADER and TEXT (fcsparser 0.2.8 trusts the file and
+`ingestion.fcs.header` first validates HEADER and TEXT (fcsparser 0.2.8 trusts the file and
 crashes, hangs or misreads on corrupt headers). Only then does fcsparser read the DATA
 segment, and anything it still raises is turned into an `IngestionError`. Every failure
 leaves as exactly one IngestionError.
 
 Only the first data set of a multi-data-set file (`$NEXTDATA` != 0) is read; the rest of the
-file is never looked at. Supported datatypes and byte orders: see `ingestion.fcs_header`.
+file is never looked at. Supported datatypes and byte orders: see `ingestion.fcs.header`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import numpy as np
 from fcsparser.api import FCSParser
 
 from ingestion.cells import DEFAULT_MIN_CELLS, CellSet, CellValidationError, LabValues
-from ingestion.channels import ChannelMap, hemoglobin_pg, select_channels
 from ingestion.errors import IngestionError
-from ingestion.fcs_header import FcsChannel, FcsInfo, corrupt, unsupported, validate
+from ingestion.fcs.channels import ChannelMap, hemoglobin_pg, select_channels
+from ingestion.fcs.header import FcsChannel, FcsInfo, corrupt, unsupported, validate
 
 __all__ = ["FcsChannel", "FcsInfo", "FcsSource", "FcsTable", "read_fcs", "read_fcs_channels",
            "read_fcs_table"]  # fmt: skip
@@ -60,7 +60,7 @@ def read_fcs(
 ) -> CellSet:
     """Read the first data set of an FCS file into a validated `CellSet`.
 
-    Volume and hemoglobin channels come from `channel_map` (defaults in `ingestion.channels`).
+    Volume and hemoglobin channels come from `channel_map` (defaults in `ingestion.fcs.channels`).
     Ids given here win; otherwise patient_id is `$SRC` and sample_id is `$SMNO`, then `$FIL`,
     then the file name's stem when reading from a path, then `default_sample_id` (for bytes
     with a natural name elsewhere, such as a zip archive member's file name).

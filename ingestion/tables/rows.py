@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from ingestion.cells import CellSet, CellValidationError, LabValues
-from ingestion.columns import Layout
 from ingestion.errors import SampleError
+from ingestion.tables.columns import Layout
 
 Key = tuple[str, str]
 _INDEXED_FIELD = re.compile(r"^(?P<name>\w+)\[(?P<index>\d+)\]$")

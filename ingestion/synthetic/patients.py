@@ -2,7 +2,7 @@
 
 The label is built in two steps so its invisible part is explicit:
 1. `hct_red_cell` (%): the hematocrit the red-cell mass gives at the patient's usual plasma
-   volume; it drives the erythropoietic feedback that shapes the cells (see synthetic_cells).
+   volume; it drives the erythropoietic feedback that shapes the cells (see synthetic/cells.py).
 2. `hct = hct_red_cell · exp(plasma_log)`: hemodilution / hemoconcentration. No cell sees it.
 `oracle_hct = E[hct | every latent but plasma_log] = hct_red_cell · exp(μ_c + σ_c²/2)`.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ingestion.synthetic_conditions import Condition, prevalence, spec_column
+from ingestion.synthetic.conditions import Condition, prevalence, spec_column
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""FCS files: header and TEXT validation, parsing, channel map, writer."""

@@ -1,0 +1,1 @@
+"""The synthetic Flow-RBC cohort: conditions, patients, cells, export."""
