@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from bench.results_io import write_results
-from service.runtime import CUDA, OnnxModel, load_bundle
+from service.runtime.bundle import load_bundle
+from service.runtime.onnx_model import CUDA, OnnxModel
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -81,7 +81,7 @@ def load_source(checkpoint: Path | None, bundle: Path | None, preset: str | None
     onnx_path = None
     bundle_config = None
     if bundle is not None:
-        from service.runtime import load_bundle
+        from service.runtime.bundle import load_bundle
 
         b = load_bundle(bundle)
         onnx_path = b.onnx_path

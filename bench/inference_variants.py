@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from bench.inference import BenchSettings
     from bench.inference_inputs import ModelSource
+    from bench.inference_settings import BenchSettings
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"

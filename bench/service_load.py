@@ -58,7 +58,8 @@ def offline_throughput(bundle: Path, batch: int = 32, seconds: float = 8.0,
     """Patients/s of the bare onnxruntime session at `batch` × 1,000 cells (service settings),
     and the CPU it spends per patient (all threads).
     """
-    from service.runtime import OnnxModel, load_bundle
+    from service.runtime.bundle import load_bundle
+    from service.runtime.onnx_model import OnnxModel
 
     model = OnnxModel(load_bundle(bundle), provider)  # type: ignore[arg-type]
     rng = np.random.default_rng(1)
@@ -114,7 +115,7 @@ def start_server(bundle: Path, db: Path, config: ServerConfig, *, port: int,
            "HCT_MODEL_WORKERS": str(config.model_workers),
            "HCT_INTRA_OP_THREADS": str(config.intra_op_threads)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host",
+        [sys.executable, "-m", "uvicorn", "service.api.app:create_app", "--factory", "--host",
          "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60

@@ -23,6 +23,23 @@ HEMOGLOBIN_RANGE_PG = (0.0, 100.0)  # (0, 100]
 Sex = Literal["F", "M"]
 
 
+@dataclass(frozen=True)
+class Bound:
+    """An accepted range for a lab value: (low, high], or [low, high] when `low_open` is False."""
+
+    low: float
+    high: float
+    low_open: bool = True
+
+
+# The one place lab-value bounds live: validation here, the API schema and the FCS form read it.
+LAB_BOUNDS: dict[str, Bound] = {
+    "measured_hematocrit_pct": Bound(0.0, 100.0),
+    "rbc_count_e12_per_l": Bound(0.0, 20.0),
+    "age_years": Bound(0.0, 130.0, low_open=False),
+}
+
+
 class CellValidationError(IngestionError):
     """A cell set breaks one of the validation rules; `field` names where."""
 
@@ -41,11 +58,30 @@ class LabValues:
     age_years: float | None = None
 
     def __post_init__(self) -> None:
-        _check_optional_range("measured_hematocrit_pct", self.measured_hematocrit_pct, 0.0, 100.0)
-        _check_optional_range("rbc_count_e12_per_l", self.rbc_count_e12_per_l, 0.0, 20.0)
-        _check_optional_range("age_years", self.age_years, 0.0, 130.0, low_open=False)
+        for name, bound in LAB_BOUNDS.items():
+            _check_optional_range(name, getattr(self, name), bound.low, bound.high,
+                                  low_open=bound.low_open)
         if self.sex is not None and self.sex not in ("F", "M"):
             raise CellValidationError(f"sex = {self.sex!r}: must be 'F' or 'M'", field="sex")
+
+    def as_dict(self) -> dict[str, float | str | None]:
+        """JSON-ready values (time as ISO 8601): how lab values are stored and sent."""
+        return {"measured_hematocrit_pct": self.measured_hematocrit_pct,
+                "rbc_count_e12_per_l": self.rbc_count_e12_per_l,
+                "collected_at": None if self.collected_at is None
+                else self.collected_at.isoformat(),
+                "sex": self.sex, "age_years": self.age_years}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> LabValues:
+        """The inverse of `as_dict` (validated again)."""
+        collected = values.get("collected_at")
+        return cls(measured_hematocrit_pct=values.get("measured_hematocrit_pct"),  # type: ignore[arg-type]
+                   rbc_count_e12_per_l=values.get("rbc_count_e12_per_l"),  # type: ignore[arg-type]
+                   collected_at=datetime.fromisoformat(collected)
+                   if isinstance(collected, str) and collected else None,
+                   sex=values.get("sex"),  # type: ignore[arg-type]
+                   age_years=values.get("age_years"))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,13 @@ from typing import Any
 import numpy as np
 
 from ingestion.flowrbc import FlowRBCFile
-from model.baselines import FEATURE_CHUNK, BaselineSet, set_features
+from model.baselines import BASELINE_NAMES, BASELINES, FEATURE_CHUNK, BaselineSet, set_features
 from model.scoring import METRICS, REDUCTION, Estimate, bootstrap_scores
 
 REFERENCE = "cbc_indices"
-ROW_ORDER = ("population_mean", "cbc_indices", "moments", "analyzer_formula", "oracle_hct")
-DESCRIPTIONS = {
-    "population_mean": "training-set mean (MSE = label variance)",
-    "cbc_indices": "ridge on MCV, MCH, MCHC, RDW-CV, HDW (clinical baseline)",
-    "moments": "ridge on moments and quantiles of volume, hemoglobin, CHC",
-    "analyzer_formula": "RBC count x MCV / 10 (uses the count, so it sees plasma volume)",
-    "oracle_hct": "E[Hct | all latents but plasma volume]: the floor for any cell-only model",
-}
+ROW_ORDER = (*BASELINE_NAMES, "oracle_hct")
+DESCRIPTIONS = {b.name: b.description for b in BASELINES} | {
+    "oracle_hct": "E[Hct | all latents but plasma volume]: the floor for any cell-only model"}
 
 
 @dataclass

@@ -30,6 +30,31 @@ FEATURE_CHUNK = 2000
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """One reference predictor every model result is stored beside."""
+
+    name: str
+    description: str
+    reads: str  # what it is computed from
+    needs_rbc_count: bool = False
+
+
+# The one registry of baselines: reports, the service, CSV columns and the API read it, in
+# this order.
+BASELINES: tuple[Baseline, ...] = (
+    Baseline("population_mean", "training-set mean (MSE = label variance)", "nothing"),
+    Baseline("cbc_indices", "ridge on MCV, MCH, MCHC, RDW-CV, HDW (clinical baseline)",
+             "CBC red-cell indices"),
+    Baseline("moments", "ridge on moments and quantiles of volume, hemoglobin, CHC",
+             "distribution moments"),
+    Baseline("analyzer_formula",
+             "RBC count x MCV / 10 (uses the count, so it sees plasma volume)",
+             "RBC count and MCV", needs_rbc_count=True),
+)
+BASELINE_NAMES: tuple[str, ...] = tuple(b.name for b in BASELINES)
+
+
+@dataclass(frozen=True)
 class SetFeatures:
     """Per-set summaries both ridge baselines read: `cbc [N, 5]`, `moments [N, 28]`."""
 

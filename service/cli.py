@@ -69,7 +69,7 @@ def serve(
         get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings.log_level)
-    uvicorn.run("service.app:create_app", factory=True, host=host or settings.host,
+    uvicorn.run("service.api.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=settings.workers,
                 log_level=settings.log_level, access_log=False, proxy_headers=True)
 
@@ -79,9 +79,9 @@ def worker(
     once: Annotated[bool, typer.Option(help="Exit when no job work is left")] = False,
 ) -> None:
     """Work on batch jobs without serving HTTP (scale out by running more of these)."""
+    from service.jobs.worker import run_worker
     from service.logging_setup import configure_logging
     from service.settings import get_settings
-    from service.worker_main import run_worker
 
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -95,7 +95,7 @@ def score(
 ) -> None:
     """Score a lab export offline through the service's own pipeline (no HTTP, no database)."""
     from ingestion.errors import IngestionError
-    from service.offline import score_file
+    from service.offline.local import score_file
     from service.settings import get_settings
 
     try:
@@ -113,9 +113,9 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations (the service also does this at start-up)."""
-    from service.migrate import current_revision, upgrade
+    from service.db.engine import make_engine
+    from service.db.migrate import current_revision, upgrade
     from service.settings import get_settings
-    from service.store import make_engine
 
     engine = make_engine(get_settings().database_url_with_password)
     upgrade(engine)
@@ -230,9 +230,6 @@ def export_bundle(
                f"{card['training']['onnx_parity_max_abs_diff']:.2e})")
 
 
-# ---- cohort and baselines commands (issue 3) go below this line ----
-
-
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option(help="Cohort HDF5 to write (Flow-RBC layout)")],
@@ -243,12 +240,16 @@ def simulate(
     export_csv: Annotated[Path | None, typer.Option(
         help="Also write the first patients one row per cell (.csv or .parquet)")] = None,
     export_patients: Annotated[int, typer.Option(help="Patients in that export")] = 50,
+    export_fcs: Annotated[Path | None, typer.Option(
+        help="Also write the first --fcs-patients as one FCS file each into this folder")] = None,
+    fcs_patients: Annotated[int, typer.Option(help="Patients written as FCS files")] = 5,
 ) -> None:
     """Generate a synthetic red-cell cohort (mechanistic model; synthetic, not patient data)."""
     from rich.console import Console
     from rich.progress import Progress
 
     from ingestion.synthetic.cohort import simulate_cohort
+    from ingestion.synthetic.export import export_fcs as write_fcs_files
     from ingestion.synthetic.export import export_long
 
     if patients < 1 or cells < 2 or not 0.0 <= test_fraction < 1.0:
@@ -265,6 +266,9 @@ def simulate(
     if export_csv is not None:
         rows = export_long(out, export_csv, export_patients)
         typer.echo(f"{rows} cell rows of {export_patients} patients -> {export_csv}")
+    if export_fcs is not None:
+        files = write_fcs_files(out, export_fcs, fcs_patients)
+        typer.echo(f"{len(files)} FCS files -> {export_fcs}")
 
 
 @app.command()
@@ -286,9 +290,6 @@ def baselines(
         raise typer.Exit(1) from None
     typer.echo(report.to_markdown())
     typer.echo(f"-> {out_dir}/report.md, report.json, baselines.json")
-
-
-# ---- end of cohort and baselines commands (issue 3) ----
 
 
 if __name__ == "__main__":  # `python -m service.cli …` behaves like the `hct` script

@@ -86,3 +86,26 @@ def _write_parquet(columns: dict[str, list[object]], out_path: Path) -> None:
 def _short(value: object) -> str:
     """Shortest text that reads back as the same float32 (no 87.12345123 noise in demos)."""
     return np.format_float_positional(np.float32(value), unique=True, trim="-")
+
+
+def export_fcs(cohort_path: str | Path, out_dir: str | Path, n_patients: int = 5) -> list[Path]:
+    """Write the first `n_patients` as one FCS 3.1 file each (`<sample_id>.fcs`, channels `V`
+    volume fL and `CH` hemoglobin content pg, with the patient and sample ids), the shape an
+    analyzer exports.
+    """
+    from ingestion.fcs.writer import write_fcs
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with FlowRBCFile.open(cohort_path) as cohort:
+        for split, i in first_patients(cohort, n_patients):
+            cells = np.asarray(cohort.data(split)[i], dtype=np.float32)  # [S, 2]
+            patient = cohort.extra(split, "patient_id")[i].decode()
+            sample = f"{split}-{i}"
+            path = out / f"{sample}.fcs"
+            write_fcs(path, {"V": cells[:, 0], "CH": cells[:, 1]},
+                      long_names={"V": "RBC volume fL", "CH": "RBC hemoglobin content pg"},
+                      patient_id=patient, sample_id=sample)
+            written.append(path)
+    return written

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bench import gpu_inference
-from service.runtime import BundleError, OnnxModel, load_bundle
+from service.runtime.bundle import BundleError, load_bundle
+from service.runtime.onnx_model import OnnxModel
 
 BUNDLE = Path(__file__).resolve().parents[2] / "models" / "default"
 

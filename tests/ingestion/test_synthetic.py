@@ -222,3 +222,18 @@ def test_cli_simulate_writes_cohort_and_export(tmp_path: Path) -> None:
     assert "patients/s" in result.output and (tmp_path / "h.csv").exists()
     with FlowRBCFile.open(tmp_path / "h.h5") as f:
         assert sum(f.data(s).shape[0] for s in f.splits) == 20
+
+
+def test_export_fcs_writes_files_the_reader_reads_back_exactly(tmp_path: Path) -> None:
+    from ingestion.fcs.reader import read_fcs
+    from ingestion.synthetic.export import export_fcs, first_patients
+
+    simulate_cohort(tmp_path / "c.h5", 12, 250, seed=3)
+    files = export_fcs(tmp_path / "c.h5", tmp_path / "fcs", n_patients=3)
+    assert len(files) == 3
+    with FlowRBCFile.open(tmp_path / "c.h5") as f:
+        for path, (split, i) in zip(files, first_patients(f, 3), strict=True):
+            cs = read_fcs(path)
+            assert cs.sample_id == f"{split}-{i}" == path.stem
+            assert cs.patient_id == f.extra(split, "patient_id")[i].decode()
+            assert np.array_equal(cs.cells(), np.asarray(f.data(split)[i], np.float32))

@@ -78,7 +78,7 @@ def settings(bundle_dir: Path, database_url: str, tmp_path: Path) -> Settings:
 def client(settings: Settings) -> Iterator:
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.api.app import create_app
 
     with TestClient(create_app(settings)) as test_client:
         yield test_client
@@ -90,18 +90,18 @@ class HeldModel:
     """
 
     def __init__(self, app) -> None:
-        self.batcher = app.state.hct.batcher
-        self._real = self.batcher.predict_fn
+        self.batcher = app.state.hct.online.batcher
+        self._real = self.batcher.batch_fn
         self.inside = threading.Event()
         self._release = threading.Event()
         self.batch_sizes: list[int] = []
-        self.batcher.predict_fn = self._held
+        self.batcher.batch_fn = self._held
 
-    def _held(self, cells: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        self.batch_sizes.append(len(lengths))
+    def _held(self, items: list) -> object:
+        self.batch_sizes.append(len(items))
         self.inside.set()
         assert self._release.wait(30)
-        return self._real(cells, lengths)
+        return self._real(items)
 
     def release(self) -> None:
         self._release.set()

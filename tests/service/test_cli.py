@@ -6,7 +6,7 @@ import csv
 from typer.testing import CliRunner
 
 from service.cli import app
-from tests.service.test_batches_api import export_csv
+from tests.service.api.test_batches_api import export_csv
 
 runner = CliRunner()
 
@@ -66,7 +66,7 @@ def test_serve_with_two_processes_shares_the_cores_out(settings, tmp_path):
     import time
     import urllib.request
 
-    from service.state import auto_model_workers
+    from service.online import auto_model_workers
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, routes per resource, schemas, dependencies, errors, middleware."""

@@ -1,0 +1,62 @@
+"""`create_app()`: the FastAPI application, wired at start-up (lifespan).
+
+Start-up order (`components.build_components`): verify and load the model bundle (refuse to
+start on a checksum mismatch) → canned inference → migrate the database → start the
+micro-batcher → start the job worker. `/readyz` reports the canned inference and a live
+database check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api.errors import install_error_handlers
+from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.api.routes import batches, health, model_card, predictions
+from service.components import build_components
+from service.jobs.runner import JobRunner
+from service.prediction.notice import NOTICE
+from service.settings import Settings, get_settings
+
+log = logging.getLogger("hct.app")
+
+DESCRIPTION = f"""Hematocrit estimated from per-cell red-blood-cell measurements (volume fL,
+hemoglobin pg) by a Deep Sets++ model, stored beside clinical baselines.
+
+**{NOTICE}**"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        parts = build_components(settings)
+        app.state.hct = parts
+        await parts.online.start()
+        jobs = None
+        if settings.run_jobs:
+            jobs = JobRunner(settings, parts.engine, parts.predictor)
+            jobs.start()
+        log.info("hct ready: model %s on %s, database %s", parts.model.bundle.version,
+                 parts.model.provider, parts.engine.dialect.name)
+        try:
+            yield
+        finally:
+            if jobs is not None:
+                await jobs.stop()
+            await parts.online.stop()
+            parts.engine.dispose()
+
+    app = FastAPI(title="hct", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    for router in (health.router, predictions.router, batches.router, model_card.router):
+        app.include_router(router)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes,
+                       max_upload=settings.max_upload_bytes)
+    return app

@@ -1,0 +1,19 @@
+"""The `Idempotency-Key` header and the request digest compared when a key is reused."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import Header
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+
+def request_digest(*parts: bytes) -> str:
+    """sha256 over length-prefixed parts, so two different requests never share a digest."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+    return digest.hexdigest()

@@ -1,0 +1,163 @@
+"""`/v1/batches`: upload a lab export, get a job id at once, poll it, stream its results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO, Literal
+
+from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import IntegrityError
+
+from ingestion.errors import IngestionError
+from ingestion.sources import detect_format
+from service.api.dependencies import ConnectionDep, PrincipalDep, StateDep
+from service.api.errors import ApiError
+from service.api.idempotency import IdempotencyKey, request_digest
+from service.api.schemas import BatchCreated, BatchStatus, ErrorResponse
+from service.db.audit import record_audit
+from service.db.engine import new_id
+from service.db.idempotency import IdempotencyRecord, replayed_id, save_idempotency
+from service.jobs import store as job_store
+from service.prediction.mapper import csv_lines, error_row, result_row
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422)}
+
+
+def _links(job_id: str) -> dict[str, str]:
+    return {"self": f"/v1/batches/{job_id}", "results": f"/v1/batches/{job_id}/results"}
+
+
+def _safe_name(name: str | None) -> str:
+    base = Path(name or "upload").name
+    return re.sub(r"[^A-Za-z0-9._-]", "_", base)[:120] or "upload"
+
+
+def _save_upload(source: BinaryIO, target: Path) -> str:
+    """Copy the spooled upload to its job folder; returns its sha256 (for idempotency)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with target.open("wb") as out:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+            out.write(block)
+    return digest.hexdigest()
+
+
+@router.post("", response_model=BatchCreated, status_code=202, responses=_ERRORS,
+             summary="Score a lab export (CSV, Parquet, Flow-RBC HDF5, or a zip of FCS files)",
+             description="Multipart field `file`. Default CSV header: `patient_id,sample_id,"
+                         "volume_fl,hemoglobin_pg`, one row per cell. Returns a job id at once; "
+                         "unreadable samples are reported per row and do not fail the batch.")
+async def create_batch(response: Response, state: StateDep, principal: PrincipalDep,
+                       file: Annotated[UploadFile, File(description="The lab export")],
+                       idempotency_key: IdempotencyKey = None) -> BatchCreated:
+    job_id = new_id()
+    folder = Path(state.settings.upload_dir) / job_id
+    path = folder / _safe_name(file.filename)
+    try:
+        sha = await run_in_threadpool(_save_upload, file.file, path)
+        if path.stat().st_size == 0:
+            raise ApiError(422, "empty", "the uploaded file is empty", "body.file")
+        try:
+            fmt = detect_format(path)
+        except IngestionError as exc:
+            raise ApiError(422, exc.kind, exc.message, "body.file") from None
+        digest = request_digest(sha.encode())
+        existing = _replay(state, principal, idempotency_key, digest)
+        if existing is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+            return BatchCreated(id=existing.id, status=existing.status,
+                                links=_links(existing.id))
+        with state.engine.begin() as conn:
+            job_store.create_job(conn, job_id=job_id, filename=_safe_name(file.filename),
+                                 fmt=fmt, upload_path=str(path), principal=principal)
+            if idempotency_key is not None:
+                save_idempotency(conn, IdempotencyRecord(principal, idempotency_key, digest,
+                                                         "batch", job_id))
+            record_audit(conn, principal=principal, action="create", resource="batch",
+                         resource_id=job_id)
+    except IntegrityError:
+        shutil.rmtree(folder, ignore_errors=True)
+        existing = _replay(state, principal, idempotency_key, request_digest(sha.encode()))
+        if existing is None:
+            raise
+        response.status_code = 200
+        return BatchCreated(id=existing.id, status=existing.status, links=_links(existing.id))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    response.headers["Location"] = f"/v1/batches/{job_id}"
+    return BatchCreated(id=job_id, status="queued", links=_links(job_id))
+
+
+def _replay(state: StateDep, principal: str, key: str | None,
+            digest: str) -> job_store.JobRow | None:
+    with state.engine.begin() as conn:
+        job_id = replayed_id(conn, principal, key, digest, "batch")
+        return None if job_id is None else job_store.get_job(conn, job_id)
+
+
+def _load(conn: ConnectionDep, job_id: str) -> job_store.JobRow:
+    job = job_store.get_job(conn, job_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"batch {job_id!r} does not exist", "path.batch_id")
+    return job
+
+
+@router.get("/{batch_id}", response_model=BatchStatus, responses=_ERRORS,
+            summary="Job status and progress")
+def get_batch(batch_id: str, conn: ConnectionDep, principal: PrincipalDep) -> BatchStatus:
+    job = _load(conn, batch_id)
+    record_audit(conn, principal=principal, action="read", resource="batch",
+                 resource_id=batch_id)
+    return BatchStatus(id=job.id, status=job.status, filename=job.filename,  # type: ignore[arg-type]
+                       created_at=job.created_at, updated_at=job.updated_at,
+                       total=job.total_items, done=job.done_items, errors=job.error_items,
+                       error=job.error, links=_links(job.id))
+
+
+@router.get("/{batch_id}/results", responses=_ERRORS,
+            summary="Per-sample results in upload order (CSV or JSON), streamed")
+def get_batch_results(batch_id: str, state: StateDep, conn: ConnectionDep,
+                      principal: PrincipalDep,
+                      format: Annotated[Literal["csv", "json"], Query()] = "csv",
+                      ) -> StreamingResponse:
+    job = _load(conn, batch_id)
+    record_audit(conn, principal=principal, action="results", resource="batch",
+                 resource_id=batch_id)
+    rows = _rows(state, batch_id)
+    headers = {"X-Job-Status": job.status}
+    if format == "json":
+        return StreamingResponse(_json_stream(rows), media_type="application/json",
+                                 headers=headers)
+    headers["Content-Disposition"] = f'attachment; filename="{batch_id}.csv"'
+    return StreamingResponse(csv_lines(rows), media_type="text/csv", headers=headers)
+
+
+def _rows(state: StateDep, job_id: str) -> Iterator[dict[str, Any]]:
+    """Each processed sample as a result row (the same mapper as `hct score`)."""
+    with state.engine.connect() as conn:
+        for r in job_store.iter_results(conn, job_id):
+            if r.prediction is None:
+                yield error_row(r.seq, r.patient_id, r.sample_id, r.error_kind or "error",
+                                r.error_message or "")
+            else:
+                yield result_row(r.seq, r.prediction)
+
+
+def _json_stream(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    yield "["
+    for i, row in enumerate(rows):
+        yield ("," if i else "") + json.dumps(row)
+    yield "]"

@@ -1,0 +1,50 @@
+"""Liveness, readiness and Prometheus metrics: open to operations without an API key."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.api.dependencies import StateDep
+from service.db.engine import ping
+
+router = APIRouter(tags=["operations"])
+READY_DATABASE_TIMEOUT_S = 2.0
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Start-up inference passed and the database answers (503 "
+                               "otherwise)")
+async def readyz(state: StateDep) -> JSONResponse:
+    try:
+        database = await asyncio.wait_for(asyncio.to_thread(ping, state.engine),
+                                          READY_DATABASE_TIMEOUT_S)
+    except TimeoutError:
+        database = False
+    check = state.model_check
+    model = state.model.bundle
+    ready = database and check.ok
+    body = {
+        "status": "ready" if ready else "not ready",
+        "model": {"loaded": check.ok, "check": {"ok": check.ok, "value": check.value,
+                                                "seconds": round(check.seconds, 4),
+                                                "error": check.error},
+                  "name": model.name, "version": model.version, "sha256": model.sha256,
+                  "provider": state.model.provider, "model_workers": state.model_workers,
+                  "intra_op_threads": state.online_model.intra_op_threads or "default"},
+        "database": {"reachable": database, "dialect": state.engine.dialect.name},
+        "queue_depth": state.online.batcher.depth,
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics_endpoint() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,170 @@
+"""`/v1/predictions`: score one sample (JSON or FCS upload), read it back, list a patient's
+history, and export it as a FHIR Observation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from ingestion.cells import LAB_BOUNDS, CellSet, LabValues
+from ingestion.errors import IngestionError
+from service.api.dependencies import (
+    PREDICTION_REQUEST_OPENAPI,
+    ConnectionDep,
+    PredictionBody,
+    PrincipalDep,
+    StateDep,
+)
+from service.api.errors import ApiError
+from service.api.idempotency import IdempotencyKey, request_digest
+from service.api.schemas import ErrorResponse, PredictionPage, PredictionResponse
+from service.db.audit import record_audit
+from service.db.predictions import get_prediction as load_prediction
+from service.db.predictions import list_predictions as load_page
+from service.prediction import fhir
+from service.prediction.mapper import rest_body
+from service.prediction.notice import NOTICE
+from service.prediction.prediction import Prediction
+
+router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 503)}
+_HCT, _RBC, _AGE = (LAB_BOUNDS[k] for k in ("measured_hematocrit_pct", "rbc_count_e12_per_l",
+                                            "age_years"))
+
+
+def _respond(response: Response, record: Prediction, created: bool) -> PredictionResponse:
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/v1/predictions/{record.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return PredictionResponse.model_validate(rest_body(record))
+
+
+@router.post("", response_model=PredictionResponse, status_code=201, responses=_ERRORS,
+             summary="Predict hematocrit from one sample's cells",
+             description=f"Scores one sample with the bundled Deep Sets++ model and stores the "
+                         f"result beside its clinical baselines. {NOTICE}",
+             openapi_extra=PREDICTION_REQUEST_OPENAPI)
+async def create_prediction(body: PredictionBody, response: Response, state: StateDep,
+                            principal: PrincipalDep,
+                            idempotency_key: IdempotencyKey = None) -> PredictionResponse:
+    if body.cells is not None:
+        volume = [c[0] for c in body.cells]
+        hemoglobin = [c[1] for c in body.cells]
+        names = ("cells", "cells")
+    else:
+        volume, hemoglobin = body.volume_fl, body.hemoglobin_pg
+        names = ("volume_fl", "hemoglobin_pg")
+    _check_count(len(volume), state.settings.max_cells, names[0])
+    lab = LabValues(measured_hematocrit_pct=body.measured_hematocrit_pct,
+                    rbc_count_e12_per_l=body.rbc_count_e12_per_l,
+                    collected_at=body.collected_at, sex=body.sex, age_years=body.age_years)
+    try:
+        cellset = CellSet(body.patient_id, body.sample_id, volume, hemoglobin, lab=lab,
+                          min_cells=state.settings.min_cells)
+    except IngestionError as exc:
+        if body.cells is not None and exc.field:  # name the field the caller actually sent
+            exc.field = exc.field.replace("volume_fl[", "cells[").replace(
+                "hemoglobin_pg[", "cells[")
+        raise
+    # The digest only matters for a retry: no key, no re-serialisation of 1,000s of cells.
+    digest = "" if idempotency_key is None else request_digest(body.model_dump_json().encode())
+    record, created = await state.online.predict(cellset, principal=principal, source="api",
+                                                 key=idempotency_key, digest=digest)
+    return _respond(response, record, created)
+
+
+@router.post("/fcs", response_model=PredictionResponse, status_code=201, responses=_ERRORS,
+             summary="Predict hematocrit from one FCS file",
+             description=f"Multipart upload of one FCS 2.0/3.0/3.1 file (field `file`). {NOTICE}")
+async def create_prediction_from_fcs(
+    response: Response, state: StateDep, principal: PrincipalDep,
+    file: Annotated[UploadFile, File(description="One FCS file for one sample")],
+    patient_id: Annotated[str | None, Form(max_length=128)] = None,
+    sample_id: Annotated[str | None, Form(max_length=128)] = None,
+    measured_hematocrit_pct: Annotated[float | None, Form(gt=_HCT.low, le=_HCT.high)] = None,
+    rbc_count_e12_per_l: Annotated[float | None, Form(gt=_RBC.low, le=_RBC.high)] = None,
+    sex: Annotated[str | None, Form(pattern="^[FM]$")] = None,
+    age_years: Annotated[float | None, Form(ge=_AGE.low, le=_AGE.high)] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> PredictionResponse:
+    data = await file.read()
+    if not data:
+        raise ApiError(422, "empty", "the uploaded file is empty", "body.file")
+    lab = LabValues(measured_hematocrit_pct=measured_hematocrit_pct,
+                    rbc_count_e12_per_l=rbc_count_e12_per_l, sex=sex,  # type: ignore[arg-type]
+                    age_years=age_years)
+    stem = (file.filename or "").rsplit("/", 1)[-1].rsplit(".", 1)[0] or None
+    try:
+        cellset = await run_in_threadpool(
+            _read_fcs, data, patient_id, sample_id, lab, state.settings.min_cells, stem)
+    except IngestionError as exc:
+        exc.field = "file"  # the form field; the message names the FCS keyword or segment
+        raise
+    form = f"{patient_id}|{sample_id}|{measured_hematocrit_pct}|{rbc_count_e12_per_l}|{sex}|" \
+           f"{age_years}"
+    digest = "" if idempotency_key is None else request_digest(data, form.encode())
+    record, created = await state.online.predict(cellset, principal=principal, source="fcs",
+                                                 key=idempotency_key, digest=digest)
+    return _respond(response, record, created)
+
+
+def _read_fcs(data: bytes, patient_id: str | None, sample_id: str | None, lab: LabValues,
+              min_cells: int, stem: str | None) -> CellSet:
+    from ingestion.fcs.reader import read_fcs
+
+    return read_fcs(data, patient_id=patient_id, sample_id=sample_id, lab=lab,
+                    min_cells=min_cells, default_sample_id=stem)
+
+
+def _check_count(n: int, limit: int, field: str) -> None:
+    if n > limit:
+        raise ApiError(422, "too_many_cells", f"{field} has {n} cells: at most {limit} per "
+                       "sample (HCT_MAX_CELLS)", f"body.{field}")
+
+
+@router.get("/{prediction_id}", response_model=PredictionResponse, responses=_ERRORS,
+            summary="Read one stored prediction")
+def get_prediction(prediction_id: str, conn: ConnectionDep,
+                   principal: PrincipalDep) -> PredictionResponse:
+    record = _load(conn, prediction_id)
+    record_audit(conn, principal=principal, action="read", resource="prediction",
+                 resource_id=prediction_id)
+    return PredictionResponse.model_validate(rest_body(record))
+
+
+@router.get("", response_model=PredictionPage, responses=_ERRORS,
+            summary="List predictions, newest first (filter by patient)")
+def list_predictions(conn: ConnectionDep, principal: PrincipalDep,
+                     patient_id: Annotated[str | None, Query(max_length=128)] = None,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                     offset: Annotated[int, Query(ge=0)] = 0) -> PredictionPage:
+    records, total = load_page(conn, patient_id=patient_id, limit=limit, offset=offset)
+    record_audit(conn, principal=principal, action="list", resource="prediction",
+                 resource_id=None, detail=f"{len(records)} of {total}")
+    return PredictionPage.model_validate({"items": [rest_body(r) for r in records],
+                                          "total": total, "limit": limit, "offset": offset})
+
+
+@router.get("/{prediction_id}/fhir", responses=_ERRORS,
+            summary="A stored prediction as a FHIR R4 Observation (LOINC 20570-8)")
+def get_prediction_fhir(prediction_id: str, request: Request, conn: ConnectionDep,
+                        principal: PrincipalDep) -> Response:
+    record = _load(conn, prediction_id)
+    record_audit(conn, principal=principal, action="fhir", resource="prediction",
+                 resource_id=prediction_id)
+    body = fhir.observation(record, str(request.base_url).rstrip("/"))
+    return Response(json.dumps(body), media_type="application/fhir+json")
+
+
+def _load(conn: Any, prediction_id: str) -> Prediction:
+    record = load_prediction(conn, prediction_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"prediction {prediction_id!r} does not exist",
+                       "path.prediction_id")
+    return record

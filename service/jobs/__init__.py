@@ -1,0 +1,1 @@
+"""Persisted, resumable batch-scoring jobs: runner, job store (leases), chunk codec, worker."""

@@ -1,0 +1,163 @@
+"""The online path: one accepted request → micro-batched model call → one transaction per batch
+→ the stored `Prediction`, shared by the JSON and the FCS endpoints so both behave the same on
+retries and errors.
+
+The request handler validates and calls `OnlinePredictions.predict`; the batcher's first stage
+pads and runs the model for the whole batch, its second stage (`_store_batch`, on its own
+thread) computes indices and baselines vectorised over the batch and writes every prediction,
+idempotency key and audit entry in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from ingestion.cells import CellSet
+from service import metrics
+from service.db.audit import AuditEntry, record_audit
+from service.db.idempotency import IdempotencyRecord, replayed_id
+from service.db.predictions import get_prediction
+from service.db.writer import write_predictions
+from service.prediction.prediction import Prediction
+from service.prediction.predictor import ModelBatch, Predictor
+from service.runtime.batcher import MicroBatcher
+from service.runtime.onnx_model import OnnxModel
+from service.settings import Settings
+
+log = logging.getLogger("hct.online")
+
+Stored = tuple[Prediction, bool]  # the prediction, and whether this request created it
+AUTO_MAX_MODEL_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class OnlineRequest:
+    """One accepted request waiting in the micro-batcher."""
+
+    cellset: CellSet
+    cells: np.ndarray  # [n, 2] the cells the model sees
+    principal: str
+    source: str  # api | fcs
+    key: str | None  # Idempotency-Key
+    digest: str  # sha256 of the request, compared on a retry with the same key
+
+
+def auto_model_workers(device: str, processes: int) -> int:
+    """CPU: the cores shared out among the uvicorn processes (`HCT_WORKERS`), 1 to 4 calls
+    each; CUDA: one call."""
+    if device == "cuda":
+        return 1
+    return max(1, min((os.cpu_count() or 1) // processes, AUTO_MAX_MODEL_WORKERS))
+
+
+def online_model(model: OnnxModel, settings: Settings) -> tuple[OnnxModel, int]:
+    """The session the micro-batcher calls, and how many calls it runs at once.
+
+    Auto (0) on the CPU: one call per core (at most 4; cores are shared out among `HCT_WORKERS`
+    processes), each on one onnxruntime thread, so Python request work beside a model call does
+    not stall a multi-threaded call at its parallel sections (bench/results/service_load.md
+    compares it with one call on all threads). Auto on CUDA: one call, onnxruntime's own
+    threading. Batch jobs keep `model` (default threads: one caller with big batches).
+    """
+    workers = settings.model_workers or auto_model_workers(model.device, settings.workers)
+    online = model
+    if model.device == "cpu" and workers > 1 and settings.intra_op_threads == 0:
+        online = OnnxModel(model.bundle, "cpu", intra_op_threads=1)
+    log.info("online model calls: %d at once, %s intra-op threads each", workers,
+             online.intra_op_threads or "onnxruntime's default")
+    return online, workers
+
+
+class OnlinePredictions:
+    """Single requests in, stored predictions out, through the micro-batcher."""
+
+    def __init__(self, predictor: Predictor, engine: Engine, settings: Settings,
+                 workers: int) -> None:
+        self.predictor = predictor
+        self.engine = engine
+        self.batcher = MicroBatcher(self._run_model, then=self._store_batch,
+                                    max_batch_size=settings.max_batch_size,
+                                    max_delay_ms=settings.max_queue_delay_ms,
+                                    max_queue=settings.max_queue_size, workers=workers)
+
+    async def start(self) -> None:
+        await self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+
+    async def predict(self, cellset: CellSet, *, principal: str, source: str,
+                      key: str | None, digest: str) -> Stored:
+        """Score and persist; returns the prediction and whether it was created now (False:
+        an idempotent replay)."""
+        stored = self.replay(principal, key, digest)
+        if stored is not None:
+            return stored, False
+        request = OnlineRequest(cellset, self.predictor.select_cells(cellset), principal,
+                                source, key, digest)
+        return await self.batcher.submit(request)
+
+    def replay(self, principal: str, key: str | None, digest: str) -> Prediction | None:
+        """The stored prediction for a retried `Idempotency-Key`, or None for a new request."""
+        if key is None:
+            return None  # no key, nothing to replay: no database round trip
+        with self.engine.begin() as conn:
+            prediction_id = replayed_id(conn, principal, key, digest, "prediction")
+            if prediction_id is None:
+                return None
+            record_audit(conn, principal=principal, action="replay", resource="prediction",
+                         resource_id=prediction_id)
+            return get_prediction(conn, prediction_id)
+
+    def _run_model(self, requests: list[OnlineRequest]) -> ModelBatch:
+        return self.predictor.run_model([r.cells for r in requests])
+
+    def _store_batch(self, requests: Sequence[OnlineRequest],
+                     batch: ModelBatch) -> list[Stored | Exception]:
+        """Finish and persist one micro-batch in one transaction.
+
+        If the batch transaction fails on a unique key (a concurrent retry with the same
+        Idempotency-Key won the race), every request is stored on its own instead, so one
+        duplicate cannot fail its neighbours.
+        """
+        predictions = self.predictor.finish([r.cellset for r in requests], batch,
+                                            sources=[r.source for r in requests])
+        try:
+            with self.engine.begin() as conn:
+                _write(conn, requests, predictions)
+            results: list[Stored | Exception] = [(p, True) for p in predictions]
+        except IntegrityError:
+            results = [self._store_one(r, p) for r, p in zip(requests, predictions, strict=True)]
+        for result in results:
+            if not isinstance(result, Exception) and result[1]:
+                metrics.PREDICTIONS_STORED.labels(result[0].source).inc()
+        return results
+
+    def _store_one(self, request: OnlineRequest, prediction: Prediction) -> Stored | Exception:
+        try:
+            with self.engine.begin() as conn:
+                _write(conn, [request], [prediction])
+            return prediction, True
+        except IntegrityError as exc:
+            try:
+                stored = self.replay(request.principal, request.key, request.digest)
+            except Exception as replay_error:  # the key was reused for another request
+                return replay_error
+            return exc if stored is None else (stored, False)
+
+
+def _write(conn: Connection, requests: Sequence[OnlineRequest],
+           predictions: Sequence[Prediction]) -> None:
+    pairs = list(zip(requests, predictions, strict=True))
+    write_predictions(
+        conn, predictions,
+        keys=[IdempotencyRecord(r.principal, r.key, r.digest, "prediction", p.id)
+              for r, p in pairs if r.key is not None],
+        audits=[AuditEntry(r.principal, "create", "prediction", p.id) for r, p in pairs])

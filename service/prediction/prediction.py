@@ -1,0 +1,56 @@
+"""`Prediction`: one scored sample with everything it is compared against and stamped with the
+model that made it. The same value is stored, read back and shown on every surface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from service.prediction.reference import reference_range
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A stored prediction; mirrors the `predictions` table."""
+
+    id: str
+    created_at: datetime
+    patient_id: str
+    sample_id: str
+    source: str  # api | fcs | batch
+    job_id: str | None
+    hematocrit_pct: float
+    flag: str  # L | N | H
+    n_cells: int
+    n_cells_used: int
+    indices: dict[str, float]
+    baselines: dict[str, float | None]
+    lab: dict[str, Any]  # LabValues.as_dict()
+    model_name: str
+    model_version: str
+    onnx_sha256: str
+    provider: str
+
+    @property
+    def sex(self) -> str | None:
+        return self.lab.get("sex")
+
+    @property
+    def reference_range(self) -> tuple[float, float]:
+        return reference_range(self.sex)
+
+    @property
+    def measured_hematocrit_pct(self) -> float | None:
+        return self.lab.get("measured_hematocrit_pct")
+
+    @property
+    def residuals(self) -> dict[str, float] | None:
+        """Prediction minus measured hematocrit, for the model and every baseline."""
+        measured = self.measured_hematocrit_pct
+        if measured is None:
+            return None
+        out = {"model": self.hematocrit_pct - measured}
+        out.update({k: v - measured for k, v in self.baselines.items() if v is not None})
+        return out

@@ -1,0 +1,111 @@
+"""The one code path from validated cell sets to `Prediction`s, shared by the REST endpoints
+(through the micro-batcher), batch jobs and `hct score`.
+
+Steps: seeded subsample to the model's set size → pad once → ONNX model → red-cell indices on
+all cells → baselines on the padded cells the model saw → reference-range flag. Everything after
+the model works on a whole batch at once (vectorised baselines and indices).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from ingestion.batching import bucket_by_length, pad_sets, subsample
+from ingestion.cells import CellSet
+from ingestion.indices import red_cell_indices_many
+from model.baselines import BASELINE_NAMES, BaselineSet
+from service.prediction.prediction import Prediction
+from service.prediction.reference import flag_for
+from service.runtime.onnx_model import OnnxModel
+
+
+@dataclass(frozen=True)
+class ModelBatch:
+    """One padded model call: its inputs (reused by the baselines) and its outputs."""
+
+    cells: np.ndarray  # [B, S, 2] float32, zero padding
+    lengths: np.ndarray  # [B] int64
+    values: np.ndarray  # [B] hematocrit %
+
+
+class Predictor:
+    """Model + baselines + set size from one bundle; stateless between calls."""
+
+    @classmethod
+    def for_model(cls, model: OnnxModel, requested_set_size: int) -> Predictor:
+        """A predictor feeding at most `requested_set_size` cells, never more than the bundle's
+        card says the model was built for (`cells_per_set`).
+        """
+        card_size = int(model.bundle.card.get("cells_per_set", requested_set_size))
+        baselines = BaselineSet.from_json(json.dumps(model.bundle.card["baselines"]))
+        return cls(model, min(requested_set_size, card_size), baselines)
+
+    def __init__(self, model: OnnxModel, set_size: int, baselines: BaselineSet) -> None:
+        self.model = model
+        self.set_size = set_size
+        self.baselines = baselines
+
+    def with_model(self, model: OnnxModel) -> Predictor:
+        """The same predictor on another session of the same bundle (e.g. other threading)."""
+        return Predictor(model, self.set_size, self.baselines)
+
+    def select_cells(self, cellset: CellSet) -> np.ndarray:
+        """The cells the model sees: at most `set_size`, the same subset for the same sample."""
+        return subsample(cellset.cells(), self.set_size, cellset.sample_id)  # [n, 2]
+
+    def run_model(self, selected: Sequence[np.ndarray]) -> ModelBatch:
+        """Pad the selected cells of a batch once and call the model."""
+        cells, lengths = pad_sets(list(selected))  # [B, S, 2], [B]
+        return ModelBatch(cells, lengths, self.model.predict(cells, lengths))
+
+    def predict_many(self, cellsets: Sequence[CellSet], *, source: str,
+                     job_id: str | None = None, batch_size: int = 64) -> list[Prediction]:
+        """Score samples in length-bucketed batches (offline path: jobs and `hct score`)."""
+        selected = [self.select_cells(cs) for cs in cellsets]
+        lengths = np.array([s.shape[0] for s in selected])
+        out: list[Prediction | None] = [None] * len(cellsets)
+        created_at = datetime.now(UTC)
+        for index in bucket_by_length(lengths, batch_size):
+            batch = self.run_model([selected[i] for i in index])
+            done = self.finish([cellsets[i] for i in index], batch,
+                               sources=[source] * len(index), job_id=job_id,
+                               created_at=created_at)
+            for i, prediction in zip(index, done, strict=True):
+                out[i] = prediction
+        return [p for p in out if p is not None]
+
+    def finish(self, cellsets: Sequence[CellSet], batch: ModelBatch, *,
+               sources: Sequence[str], job_id: str | None = None,
+               created_at: datetime | None = None) -> list[Prediction]:
+        """Indices, baselines and flags for one model batch of `cellsets` (which arrived by
+        `sources`), as `Prediction`s with fresh ids, stamped with the model that made them.
+        """
+        created_at = created_at or datetime.now(UTC)
+        rbc = np.array([np.nan if cs.lab.rbc_count_e12_per_l is None
+                        else cs.lab.rbc_count_e12_per_l for cs in cellsets])
+        base = self.baselines.predict(batch.cells, batch.lengths, rbc=rbc)  # name -> [B]
+        all_indices = red_cell_indices_many(cellsets)  # on every cell, not only those selected
+        bundle = self.model.bundle
+        out = []
+        for i, cs in enumerate(cellsets):
+            value = float(batch.values[i])
+            out.append(Prediction(
+                id=str(uuid.uuid4()), created_at=created_at, patient_id=cs.patient_id,
+                sample_id=cs.sample_id, source=sources[i], job_id=job_id, hematocrit_pct=value,
+                flag=flag_for(value, cs.lab.sex), n_cells=cs.n_cells,
+                n_cells_used=int(batch.lengths[i]), indices=all_indices[i].as_dict(),
+                baselines={name: _finite(base[name][i]) if name in base else None
+                           for name in BASELINE_NAMES},
+                lab=cs.lab.as_dict(), model_name=bundle.name, model_version=bundle.version,
+                onnx_sha256=bundle.sha256, provider=self.model.provider))
+        return out
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None

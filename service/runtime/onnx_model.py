@@ -1,0 +1,75 @@
+"""The ONNX session in the running service: execution provider choice that reports what
+actually runs, and one `predict` for every code path.
+
+No torch here: numpy + onnxruntime only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Literal
+
+import numpy as np
+
+from service import metrics
+from service.runtime.bundle import BundleError, ModelBundle
+
+log = logging.getLogger("hct.runtime")
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class OnnxModel:
+    """An onnxruntime session over a verified bundle; `provider` is what really runs."""
+
+    def __init__(self, bundle: ModelBundle,
+                 preference: Literal["auto", "cuda", "cpu"] = "auto",
+                 intra_op_threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.bundle = bundle
+        self.intra_op_threads = intra_op_threads  # 0: onnxruntime's default
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = intra_op_threads
+        # Idle intra-op threads sleep instead of spinning: measured on the shared 2-core machine
+        # (bench/results/inference.md), spinning threads starve the event loop and each other.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # a failed CUDA load is reported by us, below
+        wanted = self._wanted_providers(ort, preference)
+        self.session = ort.InferenceSession(str(bundle.onnx_path), options, providers=wanted)
+        # get_available_providers() lists CUDA on machines without a GPU, and a session asked
+        # for CUDA silently runs on CPU when the CUDA libraries fail to load: trust only this.
+        self.provider: str = self.session.get_providers()[0]
+        if CUDA in wanted and self.provider != CUDA:
+            log.warning("CUDA execution provider requested but could not be loaded; "
+                        "running on %s", self.provider)
+        if preference == "cuda" and self.provider != CUDA:
+            raise BundleError("HCT_EXECUTION_PROVIDER=cuda but the CUDA execution provider "
+                              f"could not be loaded (session runs on {self.provider})")
+        log.info("model %s %s loaded on %s (sha256 %s)", bundle.name, bundle.version,
+                 self.provider, bundle.sha256[:12])
+
+    @staticmethod
+    def _wanted_providers(ort: Any, preference: str) -> list[str]:
+        available = ort.get_available_providers()
+        if preference != "cpu" and CUDA in available:
+            return [CUDA, CPU]
+        return [CPU]
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.provider == CUDA else "cpu"
+
+    def predict(self, cells: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Hematocrit % for a padded batch: `cells [B, S, 2]` float32, `lengths [B]` int64."""
+        started = time.perf_counter()
+        out = self.session.run(
+            ["hematocrit_pct"],
+            {"cells": np.ascontiguousarray(cells, dtype=np.float32),
+             "lengths": np.ascontiguousarray(lengths, dtype=np.int64)},
+        )[0]
+        metrics.INFERENCE_SECONDS.labels(self.provider).observe(time.perf_counter() - started)
+        return out.astype(np.float64)  # [B]
