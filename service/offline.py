@@ -43,7 +43,8 @@ def score_file(source: Path, out: Path, settings: Settings, *, progress: bool = 
     with out.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
-        for block in _chunks(iter_source(source, min_cells=settings.min_cells), batch_size):
+        items = iter_source(source, min_cells=settings.min_cells, max_cells=settings.max_cells)
+        for block in _chunks(items, batch_size):
             good = [(s, i) for s, i in block if isinstance(i, CellSet)]
             scored = dict(zip([s for s, _ in good],
                               scorer.score_many([i for _, i in good], batch_size), strict=True))
