@@ -203,8 +203,10 @@ def _dataset(handle: h5py.File, key: str) -> h5py.Dataset:
     """
     link = handle.get(key, getlink=True)
     if not isinstance(link, h5py.HardLink):
+        what = {"SoftLink": "a soft link", "ExternalLink": "an external link"}.get(
+            type(link).__name__, f"a {type(link).__name__}")
         raise IngestionError(
-            f"{key} is a {type(link).__name__}: expected a dataset stored in this file",
+            f"{key} is {what}: expected a dataset stored in this file",
             kind="hdf5_layout", field=key,
         )
     try:
