@@ -79,7 +79,10 @@ def build_state(settings: Settings) -> ServiceState:
     model = OnnxModel(bundle, settings.execution_provider,
                       intra_op_threads=settings.intra_op_threads)
     online, model_workers = online_model(model, settings)
-    engine = make_engine(settings.database_url_with_password)
+    engine = make_engine(settings.database_url_with_password,
+                         connect_timeout_s=settings.db_connect_timeout_s,
+                         statement_timeout_s=settings.db_statement_timeout_s,
+                         pool_timeout_s=settings.db_pool_timeout_s)
     upgrade(engine)
     scorer = Scorer.for_model(model, settings.set_size)
     batcher = MicroBatcher(online.predict, max_batch_size=settings.max_batch_size,

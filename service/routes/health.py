@@ -1,6 +1,15 @@
-"""Liveness, readiness and Prometheus metrics: open to operations without an API key."""
+"""Liveness, readiness and Prometheus metrics: open to operations without an API key.
+
+`/healthz` and `/metrics` run on the event loop and never touch the database, so they answer
+while every worker thread waits on a hung database (a liveness probe must not restart a
+replica for its database's outage). `/readyz` pings the database on its own two threads with
+its own short timeout.
+"""
 
 from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -10,16 +19,28 @@ from service import store
 from service.deps import StateDep
 
 router = APIRouter(tags=["operations"])
+_PING_THREADS = ThreadPoolExecutor(2, thread_name_prefix="readyz")
 
 
 @router.get("/healthz", summary="The process is alive")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+async def _database_answers(state: StateDep) -> bool:
+    """A ping within `readyz_timeout_s`; a ping still stuck then counts as unreachable."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(
+            loop.run_in_executor(_PING_THREADS, store.ping, state.engine),
+            state.settings.readyz_timeout_s)
+    except TimeoutError:
+        return False
+
+
 @router.get("/readyz", summary="Model loaded and database reachable (503 otherwise)")
-def readyz(state: StateDep) -> JSONResponse:
-    database = store.ping(state.engine)
+async def readyz(state: StateDep) -> JSONResponse:
+    database = await _database_answers(state)
     model = state.model is not None
     body = {
         "status": "ready" if database and model else "not ready",
@@ -35,5 +56,5 @@ def readyz(state: StateDep) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics")
-def metrics_endpoint() -> Response:
+async def metrics_endpoint() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
