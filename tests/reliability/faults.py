@@ -21,6 +21,7 @@ from tests.reliability.tcp_proxy import TcpProxy
 def service_behind_proxy(base_url: str, folder: Path, **env: str
                          ) -> Iterator[tuple[Server, TcpProxy, str, str]]:
     """-> (server, proxy, direct URL of its schema, schema name); dropped on exit."""
+    folder.mkdir(parents=True, exist_ok=True)
     url = make_url(base_url)
     schema = f"f_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base_url)
