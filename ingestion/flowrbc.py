@@ -16,6 +16,13 @@ from types import TracebackType
 import h5py
 import numpy as np
 
+from ingestion.bounds import (
+    DEFAULT_MAX_CELLS,
+    MAX_CHUNK_BYTES,
+    SLAB_BYTES,
+    check_cells,
+    check_real_dtype,
+)
 from ingestion.cells import DEFAULT_MIN_CELLS, CellSet, LabValues
 from ingestion.errors import IngestionError, SampleError
 
@@ -38,8 +45,10 @@ class FlowRBCFile:
     handle: h5py.File
 
     @classmethod
-    def open(cls, path: str | Path) -> FlowRBCFile:
-        """Open and check the layout (shapes, feature count, labels per set)."""
+    def open(cls, path: str | Path, *, max_cells: int = DEFAULT_MAX_CELLS) -> FlowRBCFile:
+        """Open and check the layout (shapes, dtypes, feature count, labels per set) from the
+        header alone: nothing is read until the sets are sliced.
+        """
         handle = _open(path)
         try:
             splits = [s for s in SPLITS if f"{s}_data" in handle]
@@ -49,20 +58,7 @@ class FlowRBCFile:
                     kind="hdf5_layout", field="train_data",
                 )
             for split in splits:
-                data = handle[f"{split}_data"]
-                if data.ndim != 3 or data.shape[2] != N_FEATURES:
-                    raise IngestionError(
-                        f"{split}_data has shape {list(data.shape)}: expected [N, S, 2] "
-                        "(feature 0 volume fL, 1 hemoglobin pg)",
-                        kind="hdf5_layout", field=f"{split}_data",
-                    )
-                labels_name = f"{split}_labels"
-                if labels_name in handle and handle[labels_name].shape[0] != data.shape[0]:
-                    raise IngestionError(
-                        f"{labels_name} has {handle[labels_name].shape[0]} values for "
-                        f"{data.shape[0]} sets: expected one label per set",
-                        kind="hdf5_layout", field=labels_name,
-                    )
+                _check_split(handle, split, max_cells)
         except BaseException:
             handle.close()
             raise
@@ -102,33 +98,139 @@ def iter_flowrbc(
     *,
     splits: tuple[str, ...] | None = None,
     min_cells: int = DEFAULT_MIN_CELLS,
+    max_cells: int = DEFAULT_MAX_CELLS,
     chunk: int = 1024,
 ) -> Iterator[CellSet | SampleError]:
     """Yield every set as a `CellSet` (label -> measured hematocrit), or a `SampleError`.
 
-    Ids: patient id `<split>-<index>` unless a `<split>_patient_id` dataset exists.
+    Ids: patient id `<split>-<index>` unless a `<split>_patient_id` dataset exists. Sets are
+    read in slabs of at most `chunk` sets and about `SLAB_BYTES`, whatever the file declares.
     """
-    with FlowRBCFile.open(path) as f:
+    with FlowRBCFile.open(path, max_cells=max_cells) as f:
         for split in splits or tuple(f.splits):
-            data = f.data(split)
-            labels = f.labels(split)
-            ids = f.extra(split, "patient_id")
-            rbc = f.extra(split, "rbc_count_e12_per_l")
-            for start in range(0, data.shape[0], chunk):
-                block = data[start : start + chunk]  # [c, S, 2]
+            data = f.data(split)  # [N, S, 2]
+            n_sets, per_set = data.shape[0], max(1, data.shape[1] * N_FEATURES
+                                                 * data.dtype.itemsize)
+            step = max(1, min(chunk, SLAB_BYTES // per_set))
+            if data.chunks and step < data.chunks[0] <= MAX_CHUNK_BYTES // per_set:
+                step = data.chunks[0]  # whole storage chunks: each is inflated once
+            for start in range(0, n_sets, step):
+                stop = min(start + step, n_sets)
+                block, labels, ids, rbc = _slab(f.handle, split, start, stop)  # [c, S, 2]
                 for j in range(block.shape[0]):
                     i = start + j
-                    pid = ids[i].decode() if ids is not None else f"{split}-{i}"
-                    lab = LabValues(
-                        measured_hematocrit_pct=_opt(labels, i),
-                        rbc_count_e12_per_l=_opt(rbc, i),
-                    )
+                    where = f"{split}_data[{i}]"
                     try:
+                        pid = _text(ids[j]) if ids is not None else f"{split}-{i}"
+                    except UnicodeDecodeError:
+                        yield SampleError(None, f"{split}-{i}", f"{split}_patient_id[{i}]",
+                                          "hdf5_patient_id", f"{split}_patient_id[{i}] = "
+                                          f"{bytes(ids[j])[:40]!r}: not valid UTF-8")
+                        continue
+                    try:
+                        lab = LabValues(
+                            measured_hematocrit_pct=_opt(labels, j),
+                            rbc_count_e12_per_l=_opt(rbc, j),
+                        )
                         yield CellSet(pid, f"{split}-{i}", block[j, :, 0], block[j, :, 1],
                                       lab=lab, min_cells=min_cells)
                     except IngestionError as exc:
-                        yield SampleError(pid, f"{split}-{i}", f"{split}_data[{i}]", exc.kind,
-                                          exc.message)
+                        yield SampleError(pid, f"{split}-{i}", where, exc.kind, exc.message)
+
+
+def _slab(handle: h5py.File, split: str, start: int, stop: int
+          ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Sets `start:stop` and their labels, ids and RBC counts; a read failure names where."""
+    out: list[np.ndarray | None] = []
+    for name in ("data", "labels", "patient_id", "rbc_count_e12_per_l"):
+        key = f"{split}_{name}"
+        if name != "data" and key not in handle:
+            out.append(None)
+            continue
+        try:
+            out.append(handle[key][start:stop])
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise IngestionError(f"{key}[{start}:{stop}] cannot be read ({exc})",
+                                 kind="hdf5_corrupt", field=key) from None
+    block, labels, ids, rbc = out
+    assert block is not None
+    return block, labels, ids, rbc
+
+
+def _check_split(handle: h5py.File, split: str, max_cells: int) -> None:
+    """Every dataset a reader touches: a plain dataset, real numbers (ids: strings), one
+    value per set, storage inside this file, and at most `max_cells` cells per set.
+    """
+    name = f"{split}_data"
+    data = _dataset(handle, name)
+    check_real_dtype(data.dtype, name)
+    if data.ndim != 3 or data.shape[2] != N_FEATURES:
+        raise IngestionError(
+            f"{name} has shape {list(data.shape)}: expected [N, S, 2] "
+            "(feature 0 volume fL, 1 hemoglobin pg)",
+            kind="hdf5_layout", field=name,
+        )
+    check_cells(data.shape[1], max_cells, name, f"{name} shape {list(data.shape)}: S")
+    per_set = [f"{split}_labels", f"{split}_rbc_count_e12_per_l", f"{split}_patient_id"]
+    for key in per_set:
+        if key not in handle:
+            continue
+        values = _dataset(handle, key)
+        if key.endswith("_patient_id"):
+            if values.dtype.kind != "S" and h5py.check_string_dtype(values.dtype) is None:
+                raise IngestionError(
+                    f"{key} has dtype {values.dtype}: expected strings (one patient id per set)",
+                    kind="hdf5_layout", field=key,
+                )
+        else:
+            check_real_dtype(values.dtype, key)
+        if values.ndim != 1:
+            raise IngestionError(
+                f"{key} has shape {list(values.shape)}: expected [{data.shape[0]}], one value "
+                f"per set of {name}",
+                kind="hdf5_layout", field=key,
+            )
+        if values.shape[0] != data.shape[0]:
+            raise IngestionError(
+                f"{key} has {values.shape[0]} values for {data.shape[0]} sets: expected one "
+                "per set", kind="hdf5_layout", field=key,
+            )
+
+
+def _dataset(handle: h5py.File, key: str) -> h5py.Dataset:
+    """The dataset at `key`, refusing groups, links and storage outside the file (an external
+    or virtual dataset would read other files on this server).
+    """
+    link = handle.get(key, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        what = {"SoftLink": "a soft link", "ExternalLink": "an external link"}.get(
+            type(link).__name__, f"a {type(link).__name__}")
+        raise IngestionError(
+            f"{key} is {what}: expected a dataset stored in this file",
+            kind="hdf5_layout", field=key,
+        )
+    try:
+        obj = handle[key]
+    except (KeyError, OSError, ValueError) as exc:
+        raise IngestionError(f"{key} cannot be opened ({exc})", kind="hdf5_corrupt",
+                             field=key) from None
+    if not isinstance(obj, h5py.Dataset):
+        raise IngestionError(f"{key} is a {type(obj).__name__.lower()}: expected a dataset",
+                             kind="hdf5_layout", field=key)
+    if obj.external or obj.is_virtual:
+        raise IngestionError(f"{key} keeps its values in other files: expected a dataset "
+                             "stored in this file", kind="hdf5_layout", field=key)
+    if obj.chunks:
+        chunk_bytes = int(np.prod(obj.chunks)) * obj.dtype.itemsize
+        if chunk_bytes > MAX_CHUNK_BYTES:
+            raise IngestionError(
+                f"{key} is stored in chunks of {list(obj.chunks)} = {chunk_bytes} bytes: at "
+                f"most {MAX_CHUNK_BYTES} per chunk", kind="hdf5_layout", field=key)
+    return obj
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes | np.bytes_) else str(value)
 
 
 def _opt(values: np.ndarray | None, i: int) -> float | None:

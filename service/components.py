@@ -62,7 +62,10 @@ def load_model(settings: Settings) -> OnnxModel:
 
 def open_database(settings: Settings) -> Engine:
     """An engine on the configured database, migrated to the current schema."""
-    engine = make_engine(settings.database_url_with_password)
+    engine = make_engine(settings.database_url_with_password,
+                         connect_timeout_s=settings.db_connect_timeout_s,
+                         statement_timeout_s=settings.db_statement_timeout_s,
+                         pool_timeout_s=settings.db_pool_timeout_s)
     upgrade(engine)
     return engine
 

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # call per core (at most 4) on one thread each, on CUDA one call (service/state.py).
     model_workers: int = Field(0, ge=0, le=64)
     intra_op_threads: int = Field(0, ge=0, le=256)
+    # A hung database answers 503 within seconds instead of holding threads and connections.
+    db_connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    db_statement_timeout_s: float = Field(10.0, gt=0, le=3600)
+    db_pool_timeout_s: float = Field(5.0, gt=0, le=60)
+    readyz_timeout_s: float = Field(2.0, gt=0, le=30)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
 

@@ -120,6 +120,18 @@ def validate(handle: BinaryIO, size: int) -> FcsInfo:
     return _describe(version, offsets, keywords, notes, size)
 
 
+def check_magic(head: bytes, size: int) -> str:
+    """The FCS version from the first bytes, or the error naming what the file looks like."""
+    return _check_magic(head, size)
+
+
+def text_end(head: bytes) -> int:
+    """Last byte of TEXT per the HEADER, so a streamed file can be read up to there and no
+    further before `validate` runs.
+    """
+    return _parse_header(head)["text end"]
+
+
 def _check_magic(head: bytes, size: int) -> str:
     if size == 0:
         raise corrupt("file", "file is empty (0 bytes): expected an FCS file")

@@ -22,6 +22,7 @@ from typing import BinaryIO
 import numpy as np
 from fcsparser.api import FCSParser
 
+from ingestion.bounds import DEFAULT_MAX_CELLS, check_cells
 from ingestion.cells import DEFAULT_MIN_CELLS, CellSet, CellValidationError, LabValues
 from ingestion.errors import IngestionError
 from ingestion.fcs.channels import ChannelMap, hemoglobin_pg, select_channels
@@ -57,6 +58,7 @@ def read_fcs(
     min_cells: int = DEFAULT_MIN_CELLS,
     lab: LabValues | None = None,
     default_sample_id: str | None = None,
+    max_cells: int = DEFAULT_MAX_CELLS,
 ) -> CellSet:
     """Read the first data set of an FCS file into a validated `CellSet`.
 
@@ -64,11 +66,13 @@ def read_fcs(
     Ids given here win; otherwise patient_id is `$SRC` and sample_id is `$SMNO`, then `$FIL`,
     then the file name's stem when reading from a path, then `default_sample_id` (for bytes
     with a natural name elsewhere, such as a zip archive member's file name).
+    `$TOT` above `max_cells` is refused before DATA is decoded.
     Raises IngestionError (kinds: fcs_io, fcs_corrupt, fcs_unsupported, fcs_empty,
-    fcs_no_channel, fcs_ambiguous_channel, fcs_no_id, validation).
+    fcs_no_channel, fcs_ambiguous_channel, fcs_no_id, too_many_cells, validation).
     """
     with _open(source) as (handle, size, stem):
         info = validate(handle, size)
+        check_cells(info.n_events, max_cells, "$TOT", "$TOT")
         selection = select_channels([(c.name, c.long_name) for c in info.channels], channel_map)
         volume_channel = info.channels[selection.volume]
         hemoglobin_channel = info.channels[selection.hemoglobin]
@@ -111,10 +115,11 @@ def read_fcs_channels(source: FcsSource) -> FcsInfo:
         return validate(handle, size)
 
 
-def read_fcs_table(source: FcsSource) -> FcsTable:
+def read_fcs_table(source: FcsSource, *, max_cells: int = DEFAULT_MAX_CELLS) -> FcsTable:
     """Every channel of the first data set as float64, for inspection and tests."""
     with _open(source) as (handle, size, _stem):
         info = validate(handle, size)
+        check_cells(info.n_events, max_cells, "$TOT", "$TOT")
         columns = _read_columns(handle, info)
     data = np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)
     return FcsTable(info=info, data=data)

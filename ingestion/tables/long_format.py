@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from ingestion.bounds import DEFAULT_MAX_CELLS
 from ingestion.cells import DEFAULT_MIN_CELLS, CellSet
 from ingestion.errors import IngestionError, SampleError
 from ingestion.formats import format_from_magic, format_from_suffix
@@ -60,6 +61,7 @@ def iter_table(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     encoding: str = "utf-8",
     delimiter: str | None = None,
+    max_cells: int = DEFAULT_MAX_CELLS,
 ) -> Iterator[CellSet | SampleError]:
     """Stream one `CellSet` or `SampleError` per sample from a CSV or Parquet export.
 
@@ -72,6 +74,8 @@ def iter_table(
     bounds the rows read at once (approximately for CSV, which is read in byte blocks).
     `encoding` and `delimiter` (sniffed from `, ; tab |` by default) apply to CSV only.
     A file with no bytes raises `table_empty`; a header without rows yields nothing.
+    A sample with more than `max_cells` rows yields `too_many_cells`; its rows are dropped
+    as they arrive, so memory stays at `max_cells` cells.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows = {chunk_rows}: must be at least 1")
@@ -104,7 +108,7 @@ def iter_table(
         if owned:
             stream.close()
         raise
-    return _samples(reader, min_cells, stream if owned else None)
+    return _samples(reader, min_cells, max_cells, stream if owned else None)
 
 
 def write_table(
@@ -182,10 +186,10 @@ def write_table(
 
 
 def _samples(
-    reader: ParquetReader | CsvReader, min_cells: int, owned: BinaryIO | None
+    reader: ParquetReader | CsvReader, min_cells: int, max_cells: int, owned: BinaryIO | None
 ) -> Iterator[CellSet | SampleError]:
     try:
-        grouper = Grouper(reader.layout, min_cells)
+        grouper = Grouper(reader.layout, min_cells, max_cells)
         for rows in reader:
             yield from grouper.feed(rows)
         yield from grouper.finish()

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ingestion.bounds import DEFAULT_MAX_CELLS
 from ingestion.cells import CellSet, CellValidationError, LabValues
 from ingestion.errors import SampleError
 from ingestion.tables.columns import Layout
@@ -111,6 +112,7 @@ class _Sample:
     hemoglobin: list[np.ndarray] = field(default_factory=list)
     lab: dict[str, dict[Any, int]] = field(default_factory=dict)  # field -> raw -> first row
     error: tuple[str, str] | None = None  # (kind, message)
+    n_cells: int = 0
 
     def fail(self, kind: str, message: str) -> None:
         if self.error is None:
@@ -119,9 +121,15 @@ class _Sample:
             self.hemoglobin.clear()
             self.lab.clear()
 
-    def add(self, rows: Rows) -> None:
+    def add(self, rows: Rows, max_cells: int) -> None:
         self.last_row = rows.first_row + len(rows) - 1
         if self.error is not None:
+            return
+        self.n_cells += len(rows)
+        if self.n_cells > max_cells:  # counted as rows arrive: a table has no header count
+            self.fail("too_many_cells",
+                      f"sample {self.key[1]} (patient {self.key[0]}) has more than {max_cells} "
+                      f"cells by row {self.last_row}: at most {max_cells} per sample")
             return
         bad = np.flatnonzero(rows.bad)
         if bad.size:
@@ -150,9 +158,11 @@ class _Unattributed:
 class Grouper:
     """Feed `Rows` in file order; get finished samples back as soon as their key changes."""
 
-    def __init__(self, layout: Layout, min_cells: int) -> None:
+    def __init__(self, layout: Layout, min_cells: int,
+                 max_cells: int = DEFAULT_MAX_CELLS) -> None:
         self._layout = layout
         self._min_cells = min_cells
+        self._max_cells = max_cells
         self._current: _Sample | None = None
         self._orphans: _Unattributed | None = None
         self._seen: set[Key] = set()
@@ -201,7 +211,7 @@ class Grouper:
                 # Id-less rows inside a sample: its cells are incomplete, so it fails whole.
                 current.fail("table_missing_id", self._orphans.message)
                 self._orphans = None
-            current.add(rows)
+            current.add(rows, self._max_cells)
             return
         if current is not None:
             yield self._close(current)
@@ -215,7 +225,7 @@ class Grouper:
                 f"sample {sid} (patient {pid}) appears again at row {rows.first_row} after "
                 "other samples: rows of a sample must be contiguous",
             )
-        current.add(rows)
+        current.add(rows, self._max_cells)
 
     def _close(self, sample: _Sample) -> CellSet | SampleError:
         self._seen.add(sample.key)

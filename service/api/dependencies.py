@@ -55,4 +55,6 @@ def get_connection(state: Annotated[Components, Depends(get_state)]) -> Iterator
 StateDep = Annotated[Components, Depends(get_state)]
 PrincipalDep = Annotated[str, Depends(get_principal)]
 PredictionBody = Annotated[PredictionRequest, Depends(prediction_request)]
-ConnectionDep = Annotated[Connection, Depends(get_connection)]
+# scope="function": commit before the response is sent, so a failed commit is a 503, never a
+# 2xx for a transaction that was lost (FastAPI's default ends yield dependencies afterwards).
+ConnectionDep = Annotated[Connection, Depends(get_connection, scope="function")]

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingestion.errors import IngestionError
@@ -79,9 +80,10 @@ async def _queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
     return error_response(503, "overloaded", str(exc), headers={"Retry-After": "1"})
 
 
-async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
-    # An outage, not a bug: say so, and that a retry may work (nothing was stored).
-    log.error("database unavailable: %s", type(exc.orig).__name__)
+async def _database_down(_: Request, exc: OperationalError | PoolTimeoutError) -> JSONResponse:
+    # An outage, not a bug: say so, and that a retry may work (nothing was stored). A pool
+    # timeout means every connection is stuck on a database that does not answer.
+    log.error("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
     return error_response(503, "database_unavailable",
                           "the database is unavailable; nothing was stored, retry later",
                           headers={"Retry-After": "5"})
@@ -104,4 +106,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(QueueFullError, _queue_full)  # type: ignore[arg-type]
     app.add_exception_handler(IdempotencyConflict, _idempotency_conflict)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_down)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeoutError, _database_down)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)

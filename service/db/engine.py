@@ -4,11 +4,13 @@ timestamps shared by every table.
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
 
 
 def utcnow() -> datetime:
@@ -19,21 +21,42 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for SQLite (file, WAL, foreign keys on) or PostgreSQL (pre-ping pool)."""
+def make_engine(url: str, *, connect_timeout_s: float = 3.0, statement_timeout_s: float = 10.0,
+                pool_timeout_s: float = 5.0) -> Engine:
+    """An engine for SQLite (file, WAL, foreign keys on) or PostgreSQL (pre-ping pool).
+
+    Every wait is bounded so a hung database surfaces as an error (503) within seconds:
+    connecting, each statement (SQLite: the busy lock), and waiting for a pooled connection.
+    Statement parameters (patient ids) never reach logs or error messages.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                  "timeout": statement_timeout_s},
+                               pool_timeout=pool_timeout_s, hide_parameters=True)
+        busy_ms = int(statement_timeout_s * 1000)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    existing = make_url(url).query.get("options", "")
+    options = " ".join([*(existing if isinstance(existing, tuple) else [existing]),
+                        f"-c statement_timeout={int(statement_timeout_s * 1000)}"]).strip()
+    connect_args = {
+        "connect_timeout": max(2, math.ceil(connect_timeout_s)),  # libpq: whole seconds, >= 2
+        "options": options,  # merged: connect_args would replace the URL's own options
+        # A peer that vanishes without a FIN: let the kernel notice within seconds.
+        "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2,
+        "tcp_user_timeout": int(connect_timeout_s * 1000),
+    }
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                         pool_timeout=pool_timeout_s, connect_args=connect_args,
+                         hide_parameters=True)
 
 
 def ping(engine: Engine) -> bool:

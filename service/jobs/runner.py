@@ -128,7 +128,8 @@ class JobRunner:
 
         try:
             for seq, item in enumerate(iter_source(Path(job.upload_path), fmt=job.format,
-                                                   min_cells=settings.min_cells)):
+                                                   min_cells=settings.min_cells,
+                                                   max_cells=settings.max_cells)):
                 total += 1
                 if isinstance(item, SampleError):
                     errors.append(_error_item(seq, item))

@@ -40,7 +40,8 @@ def score_file(source: Path, out: Path, settings: Settings, *, progress: bool = 
     start = time.monotonic()
 
     def rows() -> Iterator[dict[str, object]]:
-        for block in _chunks(iter_source(source, min_cells=settings.min_cells), batch_size):
+        items = iter_source(source, min_cells=settings.min_cells, max_cells=settings.max_cells)
+        for block in _chunks(items, batch_size):
             good = [(s, i) for s, i in block if isinstance(i, CellSet)]
             scored = dict(zip([s for s, _ in good],
                               predictor.predict_many([i for _, i in good], source="offline",

@@ -1,8 +1,15 @@
-"""Liveness, readiness and Prometheus metrics: open to operations without an API key."""
+"""Liveness, readiness and Prometheus metrics: open to operations without an API key.
+
+`/healthz` and `/metrics` run on the event loop and never touch the database, so they answer
+while every worker thread waits on a hung database (a liveness probe must not restart a
+replica for its database's outage). `/readyz` pings the database on its own two threads with
+its own short timeout.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -12,7 +19,7 @@ from service.api.dependencies import StateDep
 from service.db.engine import ping
 
 router = APIRouter(tags=["operations"])
-READY_DATABASE_TIMEOUT_S = 2.0
+_PING_THREADS = ThreadPoolExecutor(2, thread_name_prefix="readyz")
 
 
 @router.get("/healthz", summary="The process is alive")
@@ -20,14 +27,21 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+async def _database_answers(state: StateDep) -> bool:
+    """A ping within `readyz_timeout_s`; a ping still stuck then counts as unreachable."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(
+            loop.run_in_executor(_PING_THREADS, ping, state.engine),
+            state.settings.readyz_timeout_s)
+    except TimeoutError:
+        return False
+
+
 @router.get("/readyz", summary="Start-up inference passed and the database answers (503 "
                                "otherwise)")
 async def readyz(state: StateDep) -> JSONResponse:
-    try:
-        database = await asyncio.wait_for(asyncio.to_thread(ping, state.engine),
-                                          READY_DATABASE_TIMEOUT_S)
-    except TimeoutError:
-        database = False
+    database = await _database_answers(state)
     check = state.model_check
     model = state.model.bundle
     ready = database and check.ok

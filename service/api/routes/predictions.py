@@ -102,7 +102,8 @@ async def create_prediction_from_fcs(
     stem = (file.filename or "").rsplit("/", 1)[-1].rsplit(".", 1)[0] or None
     try:
         cellset = await run_in_threadpool(
-            _read_fcs, data, patient_id, sample_id, lab, state.settings.min_cells, stem)
+            _read_fcs, data, patient_id, sample_id, lab, state.settings.min_cells, stem,
+            state.settings.max_cells)
     except IngestionError as exc:
         exc.field = "file"  # the form field; the message names the FCS keyword or segment
         raise
@@ -115,11 +116,11 @@ async def create_prediction_from_fcs(
 
 
 def _read_fcs(data: bytes, patient_id: str | None, sample_id: str | None, lab: LabValues,
-              min_cells: int, stem: str | None) -> CellSet:
+              min_cells: int, stem: str | None, max_cells: int) -> CellSet:
     from ingestion.fcs.reader import read_fcs
 
     return read_fcs(data, patient_id=patient_id, sample_id=sample_id, lab=lab,
-                    min_cells=min_cells, default_sample_id=stem)
+                    min_cells=min_cells, default_sample_id=stem, max_cells=max_cells)
 
 
 def _check_count(n: int, limit: int, field: str) -> None:
