@@ -41,11 +41,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             state.jobs = JobRunner(state)
             state.jobs.start()
+        sender = None
+        if settings.hl7_mllp_host:
+            from service.hl7_sender import Hl7Sender
+
+            sender = Hl7Sender(state.engine, settings.hl7_mllp_host, settings.hl7_mllp_port,
+                               max_attempts=settings.hl7_mllp_max_attempts)
+            sender.start()
         log.info("hct ready: model %s on %s, database %s", state.model.bundle.version,
                  state.model.provider, state.engine.dialect.name)
         try:
             yield
         finally:
+            if sender is not None:
+                await sender.stop()
             if state.jobs is not None:
                 await state.jobs.stop()
             await state.batcher.stop()

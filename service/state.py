@@ -81,6 +81,10 @@ def build_state(settings: Settings) -> ServiceState:
     online, model_workers = online_model(model, settings)
     engine = make_engine(settings.database_url_with_password)
     upgrade(engine)
+    if settings.hl7_mllp_host:  # every stored prediction also queues its HL7 message
+        from service import hl7_outbox
+
+        hl7_outbox.install(engine, settings)
     scorer = Scorer.for_model(model, settings.set_size)
     batcher = MicroBatcher(online.predict, max_batch_size=settings.max_batch_size,
                            max_delay_ms=settings.max_queue_delay_ms,

@@ -7,10 +7,11 @@ Routes and jobs call these; no SQL lives anywhere else. Every function takes a S
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
 
@@ -75,10 +76,23 @@ class PredictionRecord:
     provider: str
 
 
+InsertHook = Callable[[Connection, Sequence["PredictionRecord"]], None]
+# Work that must commit with the predictions themselves (the HL7 outbox), per engine.
+_insert_hooks: WeakKeyDictionary[Engine, InsertHook] = WeakKeyDictionary()
+
+
+def on_insert(engine: Engine, hook: InsertHook) -> None:
+    """Run `hook(conn, records)` in the same transaction as every `insert_predictions`."""
+    _insert_hooks[engine] = hook
+
+
 def insert_predictions(conn: Connection, records: Sequence[PredictionRecord]) -> None:
     if records:
         # vars(), not asdict(): asdict deep-copies every nested dict, per row, for nothing
         conn.execute(insert(predictions), [dict(vars(r)) for r in records])
+        hook = _insert_hooks.get(conn.engine)
+        if hook is not None:
+            hook(conn, records)
 
 
 def get_prediction(conn: Connection, prediction_id: str) -> PredictionRecord | None:

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ingestion.cells import CellSet, LabValues
 from ingestion.errors import IngestionError
-from service import fhir, store
+from service import fhir, hl7v2, store
 from service.deps import (
     PREDICTION_REQUEST_OPENAPI,
     ConnectionDep,
@@ -182,6 +182,18 @@ def get_prediction_fhir(prediction_id: str, request: Request, conn: ConnectionDe
                        resource_id=prediction_id)
     body = fhir.observation(record, str(request.base_url).rstrip("/"))
     return Response(json.dumps(body), media_type="application/fhir+json")
+
+
+@router.get("/{prediction_id}/hl7", responses=_ERRORS,
+            summary="A stored prediction as an HL7 v2.5.1 ORU^R01 message (ER7)",
+            response_class=Response)
+def get_prediction_hl7(prediction_id: str, conn: ConnectionDep, principal: PrincipalDep,
+                       state: StateDep) -> Response:
+    record = _load(conn, prediction_id)
+    store.record_audit(conn, principal=principal, action="hl7", resource="prediction",
+                       resource_id=prediction_id)
+    text = hl7v2.message_for(record, processing_id=hl7v2.processing_id(state.settings))
+    return Response(text, media_type=hl7v2.MEDIA_TYPE)
 
 
 def _load(conn: Any, prediction_id: str) -> PredictionRecord:
