@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from service.errors import install_error_handlers
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
-from service.routes import batches, health, model_card, predictions
+from service.routes import batches, cells, health, model_card, predictions, web
 from service.schemas import NOTICE
 from service.settings import Settings, get_settings
 from service.state import build_state
@@ -62,8 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="hct", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    for router in (health.router, predictions.router, batches.router, model_card.router):
+    for router in (health.router, predictions.router, batches.router, model_card.router,
+                   cells.router):
         app.include_router(router)
+    web.mount(app)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)
