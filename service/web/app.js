@@ -44,14 +44,18 @@ function show(id, message) {
   el.hidden = !message;
 }
 
-const fmt = (v, digits = 1) => (v === null || v === undefined ? "—" : Number(v).toFixed(digits));
+const fmt = (v, digits = 1) => {
+  if (v === null || v === undefined) return "—";
+  const text = Number(v).toFixed(digits);
+  return /^-0\.?0*$/.test(text) ? text.slice(1) : text;  // no "-0.0"
+};
 
 // ---- sign in -------------------------------------------------------------------------------
 async function signIn(key) {
   sessionStorage.setItem(KEY, key);
   try {
-    const card = await (await api("/v1/model")).json();
-    $("model-version").textContent = `${card.name} ${card.version}`;
+    const served = await (await api("/v1/model")).json();
+    $("model-version").textContent = `${served.card.name} ${served.card.version}`;
     $("signin").hidden = true;
     $("app").hidden = false;
     show("signin-error", "");

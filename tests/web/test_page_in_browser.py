@@ -87,6 +87,8 @@ def test_fcs_upload_shows_the_value_the_api_stored(server, tmp_path):
         assert page.locator("#hist-volume canvas").count() == 1
         assert "MCV" in page.locator("#vol-caption").inner_text()
         _only_loopback(page)
+        card = _api(server, "/v1/model")["card"]
+        assert page.locator("#model-version").inner_text() == f"{card['name']} {card['version']}"
         assert page.evaluate("sessionStorage.getItem('hct.apiKey')") == API_KEY
         assert page.evaluate("localStorage.length") == 0
 
