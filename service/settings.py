@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(60.0, gt=0)
     job_chunk_size: int = Field(64, ge=1)
     run_jobs: bool = True  # this process also works on batch jobs
+    # HL7 v2 ORU^R01 delivery to a LIS over MLLP; off unless a host is set (service/delivery/).
+    hl7_mllp_host: str | None = None
+    hl7_mllp_port: int = Field(2575, ge=1, le=65535)
+    hl7_mllp_max_attempts: int = Field(10, ge=1)  # then the message is marked failed
 
     @field_validator("api_keys", mode="before")
     @classmethod

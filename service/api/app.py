@@ -16,8 +16,9 @@ from fastapi import FastAPI
 
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from service.api.routes import batches, health, model_card, predictions
+from service.api.routes import batches, cells, health, model_card, predictions, web
 from service.components import build_components
+from service.delivery.mllp_sender import MllpSender
 from service.jobs.runner import JobRunner
 from service.prediction.notice import NOTICE
 from service.settings import Settings, get_settings
@@ -40,13 +41,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await parts.online.start()
         jobs = None
         if settings.run_jobs:
-            jobs = JobRunner(settings, parts.engine, parts.predictor)
+            jobs = JobRunner(settings, parts.engine, parts.predictor, parts.writer)
             jobs.start()
+        sender = None
+        if settings.hl7_mllp_host:
+            sender = MllpSender(parts.engine, settings.hl7_mllp_host, settings.hl7_mllp_port,
+                                max_attempts=settings.hl7_mllp_max_attempts)
+            sender.start()
         log.info("hct ready: model %s on %s, database %s", parts.model.bundle.version,
                  parts.model.provider, parts.engine.dialect.name)
         try:
             yield
         finally:
+            if sender is not None:
+                await sender.stop()
             if jobs is not None:
                 await jobs.stop()
             await parts.online.stop()
@@ -54,8 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="hct", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    for router in (health.router, predictions.router, batches.router, model_card.router):
+    for router in (health.router, predictions.router, batches.router, model_card.router,
+                   cells.router):
         app.include_router(router)
+    web.mount(app)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)

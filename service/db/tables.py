@@ -113,3 +113,24 @@ job_items = Table(
     Column("worker", String(64), nullable=True),
     UniqueConstraint("prediction_id", name="uq_job_items_prediction"),
 )
+
+hl7_outbox = Table(
+    "hl7_outbox", metadata,
+    # The id orders delivery: messages go to the LIS in insertion order, one at a time.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("prediction_id", String(36), ForeignKey("predictions.id"), nullable=False,
+           unique=True),
+    Column("control_id", String(20), nullable=False),  # MSH-10, for the LIS to de-duplicate
+    Column("message", Text, nullable=False),  # ER7, frozen at enqueue: a resend is identical
+    Column("status", String(16), nullable=False),  # pending | sent | rejected | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("ack_code", String(2), nullable=True),  # MSA-1 of the last answer
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Index("ix_hl7_outbox_status", "status", "id"),
+)

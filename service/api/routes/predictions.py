@@ -20,12 +20,13 @@ from service.api.dependencies import (
     StateDep,
 )
 from service.api.errors import ApiError
+from service.api.fcs_upload import read_fcs_upload
 from service.api.idempotency import IdempotencyKey, request_digest
 from service.api.schemas import ErrorResponse, PredictionPage, PredictionResponse
 from service.db.audit import record_audit
 from service.db.predictions import get_prediction as load_prediction
 from service.db.predictions import list_predictions as load_page
-from service.prediction import fhir
+from service.prediction import fhir, hl7
 from service.prediction.mapper import rest_body
 from service.prediction.notice import NOTICE
 from service.prediction.prediction import Prediction
@@ -102,7 +103,7 @@ async def create_prediction_from_fcs(
     stem = (file.filename or "").rsplit("/", 1)[-1].rsplit(".", 1)[0] or None
     try:
         cellset = await run_in_threadpool(
-            _read_fcs, data, patient_id, sample_id, lab, state.settings.min_cells, stem,
+            read_fcs_upload, data, patient_id, sample_id, lab, state.settings.min_cells, stem,
             state.settings.max_cells)
     except IngestionError as exc:
         exc.field = "file"  # the form field; the message names the FCS keyword or segment
@@ -113,14 +114,6 @@ async def create_prediction_from_fcs(
     record, created = await state.online.predict(cellset, principal=principal, source="fcs",
                                                  key=idempotency_key, digest=digest)
     return _respond(response, record, created)
-
-
-def _read_fcs(data: bytes, patient_id: str | None, sample_id: str | None, lab: LabValues,
-              min_cells: int, stem: str | None, max_cells: int) -> CellSet:
-    from ingestion.fcs.reader import read_fcs
-
-    return read_fcs(data, patient_id=patient_id, sample_id=sample_id, lab=lab,
-                    min_cells=min_cells, default_sample_id=stem, max_cells=max_cells)
 
 
 def _check_count(n: int, limit: int, field: str) -> None:
@@ -161,6 +154,18 @@ def get_prediction_fhir(prediction_id: str, request: Request, conn: ConnectionDe
                  resource_id=prediction_id)
     body = fhir.observation(record, str(request.base_url).rstrip("/"))
     return Response(json.dumps(body), media_type="application/fhir+json")
+
+
+@router.get("/{prediction_id}/hl7", responses=_ERRORS,
+            summary="A stored prediction as an HL7 v2.5.1 ORU^R01 message (ER7)",
+            response_class=Response)
+def get_prediction_hl7(prediction_id: str, conn: ConnectionDep, principal: PrincipalDep,
+                       state: StateDep) -> Response:
+    record = _load(conn, prediction_id)
+    record_audit(conn, principal=principal, action="hl7", resource="prediction",
+                 resource_id=prediction_id)
+    text = hl7.message_for(record, processing_id=hl7.processing_id(state.settings))
+    return Response(text, media_type=hl7.MEDIA_TYPE)
 
 
 def _load(conn: Any, prediction_id: str) -> Prediction:

@@ -77,7 +77,8 @@ def test_restart_mid_batch_scores_every_patient_exactly_once(settings):
     with TestClient(create_app(quiet)) as first:
         job_id = _upload(first, export_csv(120)).json()["id"]
         state = first.app.state.hct
-        runner = JobRunner(state.settings, state.engine, state.predictor, name="worker-a")
+        runner = JobRunner(state.settings, state.engine, state.predictor, state.writer,
+                           name="worker-a")
         assert runner.step()  # split into chunks of 16
         assert runner.step() and runner.step()  # two chunks scored
         # a worker that claims a chunk and dies before finishing it
