@@ -75,16 +75,35 @@ class ModelRef(BaseModel):
     provider: str
 
 
+class PredictionInterval(BaseModel):
+    lower: float = Field(description="Lower bound, %")
+    upper: float = Field(description="Upper bound, %")
+    level: float = Field(description="Nominal coverage, e.g. 0.9 (split conformal)")
+
+
+class QualityVerdict(BaseModel):
+    status: Literal["ok", "warn", "withheld"] = Field(
+        description="withheld: the value is not given (reasons instead)")
+    score: float | None = Field(description="Distance from the training reference; >= 1 warns")
+    reasons: list[str] = Field(description="What looks wrong and the likely cause")
+
+
 class PredictionResponse(BaseModel):
     id: str
     created_at: datetime
     patient_id: str
     sample_id: str
     source: str
-    hematocrit_pct: float = Field(description="Model estimate of hematocrit, %")
+    hematocrit_pct: float | None = Field(
+        description="Model estimate of hematocrit, %; null when the quality verdict withholds it")
     unit: Literal["%"] = "%"
-    flag: Literal["L", "N", "H"] = Field(description="Against the adult reference range")
-    outside_reference_range: bool
+    hematocrit_interval_pct: PredictionInterval | None = Field(
+        None, description="Prediction interval (null without calibration or when withheld)")
+    quality: QualityVerdict | None = Field(
+        None, description="Sample-quality verdict against the training reference")
+    flag: Literal["L", "N", "H"] | None = Field(
+        description="Against the adult reference range (null when withheld)")
+    outside_reference_range: bool | None
     reference_range: ReferenceRange
     n_cells: int
     n_cells_used: int = Field(description="Cells the model read (seeded subsample)")

@@ -42,6 +42,13 @@ predictions = Table(
     Column("model_version", String(64), nullable=False),
     Column("onnx_sha256", String(64), nullable=False),
     Column("provider", String(64), nullable=False),
+    # Prediction interval and sample-quality verdict (null for bundles without calibration)
+    Column("hematocrit_lower_pct", Float, nullable=True),
+    Column("hematocrit_upper_pct", Float, nullable=True),
+    Column("interval_level", Float, nullable=True),
+    Column("quality_status", String(8), nullable=True),  # ok | warn | withheld
+    Column("quality_score", Float, nullable=True),
+    Column("quality_reasons", JSON, nullable=True),
     Index("ix_predictions_patient", "patient_id", "created_at"),
 )
 

@@ -106,18 +106,12 @@ def test_withheld_quality_sends_no_value():
 
 
 def test_quality_and_interval_are_read_from_the_record_when_it_carries_them():
-    class WithExtras(PredictionRecord):
-        pass
-
-    record = _record()
-    extended = WithExtras(**vars(record))
-    object.__setattr__(extended, "hematocrit_interval_pct",
-                       {"lower": 44.0, "upper": 50.0, "level": 0.8})
-    object.__setattr__(extended, "quality", {"status": "review", "score": 0.5,
-                                             "reasons": ["low count"]})
-    m = _parse_both(hl7v2.message_for(extended))
+    record = _record(hematocrit_lower_pct=44.0, hematocrit_upper_pct=50.0, interval_level=0.8,
+                     quality_status="warn", quality_score=1.5, quality_reasons=["low count"])
+    m = _parse_both(hl7v2.message_for(record))
     assert str(m.segments("OBX")[1][5]) == "44.0^50.0"
-    assert any("review" in m.unescape(str(s[3])) for s in m.segments("NTE"))
+    assert any("warn" in m.unescape(str(s[3])) and "low count" in m.unescape(str(s[3]))
+               for s in m.segments("NTE"))
 
 
 def test_hl7_route_returns_the_stored_prediction_as_er7(client):
