@@ -61,5 +61,5 @@ def test_paper_presets_have_the_papers_depth_and_width():
 
 
 def test_unknown_name_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="architecture name = 'pointnet'.*set_transformer_pp"):
+    with pytest.raises(ValueError, match=r"architecture name = 'pointnet'.*set_transformer_pp"):
         build_network({"name": "pointnet"})
