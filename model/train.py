@@ -1,5 +1,6 @@
-"""Training loop for Deep Sets++: Adam + MSE (the paper's settings), fresh random cell subsets
-every epoch, validation-based early stopping, checkpoint and resume, CSV log and loss curve.
+"""Training loop for every set network (Deep Sets, DS++, Set Transformer, ST++): Adam + MSE
+(the paper's settings), fresh random cell subsets every epoch, validation-based early stopping,
+checkpoint and resume, CSV log and loss curve.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import numpy as np
 import torch
 
 from model.data import SetData, load_split, normalisation_stats, random_subsets, train_val_split
-from model.deepsets import PRESETS, DeepSetsPP, ModelConfig
+from model.deepsets import PRESETS
+from model.factory import ArchConfig, build_network, canonical_name, network_config, preset
 from model.runtime_tuning import tune_malloc
+from model.set_regressor import SetRegressor
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class TrainConfig:
     """Optimisation settings; `TRAIN_PRESETS` pairs them with a model preset."""
 
     preset: str = "cpu"
-    model: ModelConfig = field(default_factory=lambda: PRESETS["cpu"])
+    model: ArchConfig = field(default_factory=lambda: PRESETS["cpu"])
     set_size: int = 256  # cells per set during training (fresh subset each epoch)
     eval_set_size: int = 1000  # cells per set for validation (all a sample usually has)
     batch_size: int = 64
@@ -35,6 +38,7 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None  # use only the first N training sets (smoke runs)
     max_minutes: float | None = None  # wall-clock budget; stops after the epoch that crosses it
+    arch: str = "deepsets_pp"  # a model.factory name; `model` holds its hyper-parameters
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -51,6 +55,13 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 }
 
 
+def train_preset(arch: str, size: str) -> TrainConfig:
+    """The optimisation preset `size` with the family `arch` at that preset's depth and width."""
+    if size not in TRAIN_PRESETS:
+        raise ValueError(f"preset = {size!r}: expected one of {sorted(TRAIN_PRESETS)}")
+    return replace(TRAIN_PRESETS[size], arch=canonical_name(arch), model=preset(arch, size))
+
+
 @dataclass
 class EpochRecord:
     epoch: int
@@ -64,10 +75,10 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def build_model(config: TrainConfig, train: SetData) -> DeepSetsPP:
+def build_model(config: TrainConfig, train: SetData) -> SetRegressor:
     """A fresh model with the training split's normalisation stored in its buffers."""
     torch.manual_seed(config.seed)
-    model = DeepSetsPP(config.model)
+    model = build_network({"name": config.arch, **config.model.as_dict()})
     stats = normalisation_stats(train)
     model.set_normalisation(torch.tensor(stats["input_mean"], dtype=torch.float32),
                             torch.tensor(stats["input_scale"], dtype=torch.float32),
@@ -76,7 +87,7 @@ def build_model(config: TrainConfig, train: SetData) -> DeepSetsPP:
 
 
 @torch.no_grad()
-def predict(model: DeepSetsPP, cells: np.ndarray, *, batch_size: int = 64,
+def predict(model: SetRegressor, cells: np.ndarray, *, batch_size: int = 64,
             set_size: int | None = None, seed: int = 12345) -> np.ndarray:
     """Hematocrit % for full sets `cells [N, C, 2]`; `set_size` < C uses a seeded subset."""
     model.eval()
@@ -155,7 +166,7 @@ def train(data_path: str | Path, run_dir: str | Path, config: TrainConfig, *,
     return history
 
 
-def _train_epoch(model: DeepSetsPP, optimiser: torch.optim.Optimizer, data: SetData,
+def _train_epoch(model: SetRegressor, optimiser: torch.optim.Optimizer, data: SetData,
                  config: TrainConfig, epoch: int, device: torch.device, label_mean: float,
                  label_scale: float, progress: bool) -> float:
     """One pass over the training sets; the epoch number seeds order and cell subsets, so a
@@ -223,11 +234,14 @@ def _write_history(run_dir: Path, history: list[EpochRecord]) -> None:
     loss_curve(history, run_dir / "loss_curve.png")
 
 
-def load_trained(path: str | Path) -> tuple[DeepSetsPP, TrainConfig]:
-    """A model and its training config from `best.pt`."""
+def load_trained(path: str | Path) -> tuple[SetRegressor, TrainConfig]:
+    """A model and its training config from `best.pt` (any architecture; checkpoints written
+    before `arch` existed are Deep Sets++)."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     raw = dict(state["config"])
-    config = replace(TrainConfig(), **{**raw, "model": ModelConfig(**raw["model"])})
-    model = DeepSetsPP(config.model)
+    arch = canonical_name(str(raw.get("arch", "deepsets_pp")))
+    model_config = network_config({"name": arch, **raw["model"]})
+    config = replace(TrainConfig(), **{**raw, "arch": arch, "model": model_config})
+    model = build_network({"name": arch, **model_config.as_dict()})
     model.load_state_dict(state["model"])
     return model.eval(), config

@@ -127,10 +127,24 @@ def train(
     data: Annotated[Path, typer.Option(help="Flow-RBC HDF5 (train split used)")],
     run_dir: Annotated[Path, typer.Option(help="Checkpoints, history.csv, loss curve")] = Path(
         "runs/cpu"),
-    preset: Annotated[str, typer.Option(help="cpu | paper | tiny")] = "cpu",
+    arch: Annotated[str, typer.Option(
+        help="deepsets | deepsets_pp | set_transformer | set_transformer_pp")] = "deepsets_pp",
+    preset: Annotated[str, typer.Option(help="cpu | paper | tiny (size per family)")] = "cpu",
     epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs")] = None,
     lr: Annotated[float | None, typer.Option(help="Override the preset's learning rate")] = None,
-    pooling: Annotated[str | None, typer.Option(help="mean (stable) | sum (paper)")] = None,
+    pooling: Annotated[str | None, typer.Option(
+        help="Deep Sets: mean (stable) | sum (paper); Set Transformer: pma | mean")] = None,
+    norm: Annotated[str | None, typer.Option(help="none | layer | feature | set")] = None,
+    residual: Annotated[str | None, typer.Option(
+        help="none | equivariant | mean | max")] = None,
+    path: Annotated[str | None, typer.Option(
+        help="clean (pre-norm) | non-clean (post-norm)")] = None,
+    blocks: Annotated[int | None, typer.Option(
+        help="Encoder depth: residual blocks (Deep Sets) or attention blocks")] = None,
+    hidden: Annotated[int | None, typer.Option(help="Width")] = None,
+    heads: Annotated[int | None, typer.Option(help="Attention heads (Set Transformer)")] = None,
+    inducing: Annotated[int | None, typer.Option(
+        help="Inducing points per ISAB block; 0 = full self-attention (Set Transformer)")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Wall-clock budget")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N training sets")] = None,
     seed: Annotated[int, typer.Option(help="Seed for init, split, order and subsets")] = 0,
@@ -138,22 +152,28 @@ def train(
     threads: Annotated[int | None, typer.Option(
         help="torch CPU threads (1 is faster on a busy machine: idle threads spin)")] = None,
 ) -> None:
-    """Train Deep Sets++ (torch; CUDA with bf16 autocast when present, else CPU)."""
+    """Train a set network (torch; CUDA with bf16 autocast when present, else CPU)."""
     from dataclasses import replace
 
     import torch
 
-    from model.deepsets import ModelConfig
-    from model.train import TRAIN_PRESETS
+    from model.factory import network_config
     from model.train import train as run_training
+    from model.train import train_preset
 
-    if preset not in TRAIN_PRESETS:
-        typer.echo(f"error: preset = {preset!r}: expected one of {sorted(TRAIN_PRESETS)}",
-                   err=True)
-        raise typer.Exit(2)
-    config = TRAIN_PRESETS[preset]
-    model = config.model if pooling is None else ModelConfig(
-        **{**config.model.as_dict(), "pooling": pooling})
+    knobs = {"pooling": pooling, "norm": norm, "residual": residual, "path": path,
+             "blocks": blocks, "hidden": hidden, "heads": heads, "inducing": inducing}
+    try:
+        config = train_preset(arch, preset)
+        fields = config.model.as_dict()
+        unknown = [k for k, v in knobs.items() if v is not None and k not in fields]
+        if unknown:
+            raise ValueError(f"--{unknown[0]} does not apply to --arch {config.arch}")
+        model = network_config({"name": config.arch, **fields,
+                                **{k: v for k, v in knobs.items() if v is not None}})
+    except (ValueError, TypeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     overrides = {k: v for k, v in {"epochs": epochs, "lr": lr, "max_minutes": max_minutes,
                                    "limit": limit}.items() if v is not None}
     config = replace(config, model=model, seed=seed, **overrides)
@@ -161,8 +181,8 @@ def train(
         torch.set_num_threads(threads)
     history = run_training(data, run_dir, config, resume=resume)
     best = min(history, key=lambda r: r.val_mse)
-    typer.echo(f"best validation MSE {best.val_mse:.3f} at epoch {best.epoch} -> "
-               f"{run_dir}/best.pt")
+    typer.echo(f"{config.arch} ({config.preset}): best validation MSE {best.val_mse:.3f} at "
+               f"epoch {best.epoch} -> {run_dir}/best.pt")
 
 
 @app.command()
@@ -185,9 +205,10 @@ def evaluate(
     if torch.cuda.is_available():  # the test split at 1,000 cells is slow on a CPU
         model = model.to("cuda")
     baselines = BaselineSet.from_json(baselines_json.read_text())
-    report = run_evaluation(model, data, baselines, out_dir, n_boot=n_boot)
+    report = run_evaluation(model, data, baselines, out_dir, n_boot=n_boot, name=config.arch)
     typer.echo((out_dir / "report.md").read_text())
-    typer.echo(f"-> {out_dir} (preset {config.preset}, {report['n_test']} test patients)")
+    typer.echo(f"-> {out_dir} ({config.arch}, preset {config.preset}, {report['n_test']} test "
+               "patients)")
 
 
 @app.command("export")
@@ -205,24 +226,18 @@ def export_bundle(
     """Export to ONNX (parity-checked) and write the bundle's card.json."""
     import json
 
-    from ingestion.flowrbc import FlowRBCFile
     from model.baselines import BaselineSet
-    from model.export import write_bundle
+    from model.export import training_section, write_bundle
     from model.onnx_export import ParityError
     from model.train import load_trained
 
     model, config = load_trained(checkpoint)
-    with FlowRBCFile.open(data) as f:
-        cohort = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in f.attrs.items()}
-        sizes = {s: int(f.data(s).shape[0]) for s in f.splits}
     metrics = json.loads(report.read_text())
-    training = {"preset": config.preset, "config": config.as_dict(),
-                "data": {"file": data.name, "sets": sizes, "cohort": cohort,
-                         "synthetic": True}}
     try:
         card = write_bundle(model, out, baselines=BaselineSet.from_json(
             baselines_json.read_text()), version=version, cells_per_set=cells_per_set,
-            training=training, metrics=metrics, reproduce=reproduce or [])
+            training=training_section(config, data), metrics=metrics,
+            reproduce=reproduce or [], architecture=config.arch)
     except ParityError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
