@@ -32,20 +32,24 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
 ) -> None:
     """Read a file and print a per-sample summary (cells, MCV, MCH, MCHC, RDW, HDW)."""
+    from ingestion.error_summary import error_lines
     from ingestion.errors import IngestionError
     from ingestion.summary import summarise, write_json_lines, write_table
 
     try:
         summary = summarise(file, min_cells=min_cells, limit=limit)
     except IngestionError as exc:
-        typer.echo(f"error: {file}: {exc.message}", err=True)
+        _say_error(file, exc.message)
         raise typer.Exit(1) from None
     if as_json:
         write_json_lines(summary, sys.stdout)
     else:
         write_table(summary, sys.stdout)
-    for err in summary.errors:
-        typer.echo(f"error: {err.location}: {err.message}", err=True)
+    for location, message in error_lines(summary.errors):
+        if location:
+            _say_error(file if location == "file" else location, message)
+        else:
+            typer.echo(message, err=True)
     if summary.errors or not summary.rows:
         raise typer.Exit(1)
 
@@ -88,7 +92,35 @@ def worker(
     run_worker(settings, once=once)
 
 
-@app.command()
+# `hct score` exit codes (also in the README): every sample scored; some samples failed (their
+# error rows are in the output beside the scored ones); nothing scored (a file-level error, an
+# empty file, or every sample failed); 2 is a usage error (typer's own).
+EXIT_ALL_SCORED, EXIT_NOTHING_SCORED, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
+
+
+def _say_error(location: object, message: str) -> None:
+    """`error: <where>: <what>` once, even when the message already starts with where."""
+    where = str(location)
+    for prefix in (where, Path(where).name):
+        if prefix and message.startswith(f"{prefix}: "):
+            message = message[len(prefix) + 2:]
+            break
+    typer.echo(f"error: {where}: {message}", err=True)
+
+
+def _output_path(path: Path, *, is_dir: bool = False) -> Path:
+    """Create the folders an output needs; an unwritable place is one clear error, exit 1."""
+    try:
+        (path if is_dir else path.parent).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _say_error(path, f"cannot create {'it' if is_dir else 'its folder'} ({exc.strerror})")
+        raise typer.Exit(1) from None
+    return path
+
+
+@app.command(epilog="Exit codes: 0 every sample scored; 3 some samples failed (error rows in the "
+             "output, scored rows kept); 1 nothing scored (file-level error, empty file, or "
+             "every sample failed); 2 usage error.")
 def score(
     export: Annotated[Path, typer.Argument(help="CSV/Parquet export, Flow-RBC HDF5, FCS or zip")],
     out: Annotated[Path, typer.Option(help="Results CSV")] = Path("results.csv"),
@@ -98,12 +130,22 @@ def score(
     from service.offline.local import score_file
     from service.settings import get_settings
 
+    _output_path(out)
     try:
         done, errors = score_file(export, out, get_settings())
     except IngestionError as exc:
-        typer.echo(f"error: {export}: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+        _say_error(export, exc.message)
+        if out.exists():
+            typer.echo(f"rows read before the error were kept in {out}", err=True)
+        raise typer.Exit(EXIT_NOTHING_SCORED) from None
+    except OSError as exc:
+        _say_error(exc.filename or out, exc.strerror or str(exc))
+        raise typer.Exit(EXIT_NOTHING_SCORED) from None
     typer.echo(f"{done} samples scored, {errors} errors -> {out}")
+    if done == 0:
+        raise typer.Exit(EXIT_NOTHING_SCORED)
+    if errors:
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
@@ -245,20 +287,25 @@ def simulate(
     fcs_patients: Annotated[int, typer.Option(help="Patients written as FCS files")] = 5,
 ) -> None:
     """Generate a synthetic red-cell cohort (mechanistic model; synthetic, not patient data)."""
-    from rich.console import Console
-    from rich.progress import Progress
-
     from ingestion.synthetic.cohort import simulate_cohort
     from ingestion.synthetic.export import export_fcs as write_fcs_files
     from ingestion.synthetic.export import export_long
+    from model.progress import progress_bar
 
     if patients < 1 or cells < 2 or not 0.0 <= test_fraction < 1.0:
         typer.echo("error: need --patients >= 1, --cells >= 2, 0 <= --test-fraction < 1", err=True)
         raise typer.Exit(1)
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("simulating", total=patients)
-        summary = simulate_cohort(out, patients, cells, seed=seed, test_fraction=test_fraction,
-                                  progress=lambda n: bar.advance(task, n))
+    _output_path(out)
+    for extra, is_dir in ((export_csv, False), (export_fcs, True)):
+        if extra is not None:
+            _output_path(extra, is_dir=is_dir)
+    try:
+        with progress_bar(patients, "simulating", unit="patients") as bar:
+            summary = simulate_cohort(out, patients, cells, seed=seed,
+                                      test_fraction=test_fraction, progress=bar.advance)
+    except OSError as exc:
+        _say_error(out, f"cannot write it ({exc.strerror or exc})")
+        raise typer.Exit(1) from None
     typer.echo(f"{summary.n_train} train + {summary.n_test} test patients x {cells} cells -> "
                f"{out} in {summary.seconds:.1f} s ({summary.patients_per_second:.0f} patients/s); "
                f"Hct {summary.label_mean:.1f} ± {summary.label_sd:.1f} %, "

@@ -73,6 +73,26 @@ def iter_table(
     `encoding` and `delimiter` (sniffed from `, ; tab |` by default) apply to CSV only.
     A file with no bytes raises `table_empty`; a header without rows yields nothing.
     """
+    reader, stream, owned = _open_reader(source, fmt, columns, chunk_rows, encoding, delimiter)
+    return _samples(reader, min_cells, stream if owned else None)
+
+
+def check_header(source: Source, *, fmt: TableFormat | None = None,
+                 columns: ColumnMap | None = None, encoding: str = "utf-8",
+                 delimiter: str | None = None) -> None:
+    """Raise what `iter_table` would raise for the file as a whole (empty, not a table, a
+    required column missing) after reading only its start: an upload can be refused at once.
+    """
+    _, stream, owned = _open_reader(source, fmt, columns, DEFAULT_CHUNK_ROWS, encoding,
+                                    delimiter)
+    if owned:
+        stream.close()
+
+
+def _open_reader(source: Source, fmt: TableFormat | None, columns: ColumnMap | None,
+                 chunk_rows: int, encoding: str, delimiter: str | None,
+                 ) -> tuple[ParquetReader | CsvReader, BinaryIO, bool]:
+    """The reader for `source` with its header checked, the stream, and whether we own it."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows = {chunk_rows}: must be at least 1")
     if fmt not in (None, "csv", "parquet"):
@@ -104,7 +124,7 @@ def iter_table(
         if owned:
             stream.close()
         raise
-    return _samples(reader, min_cells, stream if owned else None)
+    return reader, stream, owned
 
 
 def write_table(
