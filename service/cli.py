@@ -73,9 +73,26 @@ def serve(
         get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings.log_level)
-    uvicorn.run("service.api.app:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=settings.workers,
+    host, port = host or settings.host, port or settings.port
+    _check_port_free(host, port)  # uvicorn binds after start-up work: fail before it, not after
+    uvicorn.run("service.api.app:create_app", factory=True, host=host,
+                port=port, workers=settings.workers,
                 log_level=settings.log_level, access_log=False, proxy_headers=True)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind the address the way uvicorn will (SO_REUSEADDR) and let it go; in use: exit 1."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            _say_error(f"{host}:{port}", f"cannot listen there ({exc.strerror or exc}); set "
+                       "HCT_PORT or --port to a free port")
+            raise typer.Exit(1) from None
 
 
 @app.command()
@@ -213,7 +230,7 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="Flow-RBC HDF5 with a test split")],
     baselines_json: Annotated[Path, typer.Option("--baselines", help="baselines.json")],
     out_dir: Annotated[Path, typer.Option(help="report.md, report.json, PNG plots")] = Path(
-        "reports/eval"),
+        "runs/eval"),
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples")] = 1000,
 ) -> None:
     """Evaluate a checkpoint on the test split against every baseline and the oracle floor."""
@@ -223,6 +240,7 @@ def evaluate(
     from model.evaluate import evaluate as run_evaluation
     from model.train import load_trained
 
+    _output_path(out_dir, is_dir=True)
     model, config = load_trained(checkpoint)
     if torch.cuda.is_available():  # the test split at 1,000 cells is slow on a CPU
         model = model.to("cuda")
@@ -238,8 +256,13 @@ def export_bundle(
     baselines_json: Annotated[Path, typer.Option("--baselines", help="baselines.json")],
     report: Annotated[Path, typer.Option(help="report.json from hct evaluate")],
     data: Annotated[Path, typer.Option(help="The cohort it was trained on (for the card)")],
-    out: Annotated[Path, typer.Option(help="Bundle directory")] = Path("models/default"),
-    version: Annotated[str, typer.Option(help="Model version for the card")] = "0.1.0",
+    out: Annotated[Path, typer.Option(help="Bundle directory (HCT_MODEL_DIR serves it)")] = Path(
+        "runs/model"),
+    version: Annotated[str | None, typer.Option(
+        help="Model version for the card (default: dev-<date>-<checkpoint sha256[:8]>)")] = None,
+    force: Annotated[bool, typer.Option(
+        help="Replace a bundle already in --out (the shipped one, models/default, included)")]
+    = False,
     cells_per_set: Annotated[int, typer.Option(help="Cells the service feeds per sample")] = 1000,
     reproduce: Annotated[list[str] | None, typer.Option(
         help="Commands that reproduce this bundle (repeat the option)")] = None,
@@ -253,6 +276,13 @@ def export_bundle(
     from model.onnx_export import ParityError
     from model.train import load_trained
 
+    if (out / "model.onnx").exists() or (out / "card.json").exists():
+        if not force:
+            _say_error(out, "a model bundle is already there: pass another --out, or --force "
+                       "to replace it")
+            raise typer.Exit(1)
+    version = version or _derived_version(checkpoint)
+    _output_path(out, is_dir=True)
     model, config = load_trained(checkpoint)
     with FlowRBCFile.open(data) as f:
         cohort = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in f.attrs.items()}
@@ -268,8 +298,17 @@ def export_bundle(
     except ParityError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"{out}/model.onnx sha256 {card['onnx_sha256']} (parity "
+    typer.echo(f"{out}/model.onnx sha256 {card['onnx_sha256']} version {version} (parity "
                f"{card['training']['onnx_parity_max_abs_diff']:.2e})")
+
+
+def _derived_version(checkpoint: Path) -> str:
+    """A version no earlier bundle has: the day and the checkpoint's own hash."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:8]
+    return f"dev-{datetime.now(UTC):%Y%m%d}-{digest}"
 
 
 @app.command()
@@ -285,6 +324,8 @@ def simulate(
     export_fcs: Annotated[Path | None, typer.Option(
         help="Also write the first --fcs-patients as one FCS file each into this folder")] = None,
     fcs_patients: Annotated[int, typer.Option(help="Patients written as FCS files")] = 5,
+    export_json: Annotated[Path | None, typer.Option(
+        help="Also write the first patient as a POST /v1/predictions JSON body")] = None,
 ) -> None:
     """Generate a synthetic red-cell cohort (mechanistic model; synthetic, not patient data)."""
     from ingestion.synthetic.cohort import simulate_cohort
@@ -296,7 +337,7 @@ def simulate(
         typer.echo("error: need --patients >= 1, --cells >= 2, 0 <= --test-fraction < 1", err=True)
         raise typer.Exit(1)
     _output_path(out)
-    for extra, is_dir in ((export_csv, False), (export_fcs, True)):
+    for extra, is_dir in ((export_csv, False), (export_fcs, True), (export_json, False)):
         if extra is not None:
             _output_path(extra, is_dir=is_dir)
     try:
@@ -316,13 +357,18 @@ def simulate(
     if export_fcs is not None:
         files = write_fcs_files(out, export_fcs, fcs_patients)
         typer.echo(f"{len(files)} FCS files -> {export_fcs}")
+    if export_json is not None:
+        from ingestion.synthetic.json_body import export_json_body
+
+        body = export_json_body(out, export_json)
+        typer.echo(f"request body of patient {body['patient_id']} -> {export_json}")
 
 
 @app.command()
 def baselines(
     data: Annotated[Path, typer.Option(help="Flow-RBC HDF5 with train and test splits")],
     out_dir: Annotated[Path, typer.Option(help="Writes baselines.json, report.json, report.md")]
-    = Path("reports/baselines"),
+    = Path("runs/baselines"),
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95 % CIs")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
 ) -> None:
@@ -330,6 +376,7 @@ def baselines(
     from ingestion.errors import IngestionError
     from model.baseline_report import evaluate_baselines
 
+    _output_path(out_dir, is_dir=True)
     try:
         report = evaluate_baselines(data, out_dir, n_boot=n_boot, seed=seed)
     except (IngestionError, ValueError) as exc:

@@ -125,3 +125,24 @@ def test_ingest_prints_the_measured_hematocrit_rounded(tmp_path):
     result = runner.invoke(app, ["ingest", str(export)])
     assert result.exit_code == 0, result.output
     assert "47.98" in result.stdout and "47.981" not in result.stdout
+
+
+def test_serve_on_a_busy_port_says_so_before_any_start_up_work(settings, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HCT_")}
+        env |= {"HCT_MODEL_DIR": str(settings.model_dir), "HCT_PORT": str(port),
+                "HCT_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}",
+                "HCT_EXECUTION_PROVIDER": "cpu", "HCT_UPLOAD_DIR": str(tmp_path / "up")}
+        result = subprocess.run([sys.executable, "-m", "service.cli", "serve"], env=env,
+                                cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "hct ready" not in result.stderr and "loaded on" not in result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "in use" in result.stderr
