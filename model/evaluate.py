@@ -18,6 +18,7 @@ from model.baselines import BaselineSet
 from model.data import SetData, load_split
 from model.deepsets import DeepSetsPP
 from model.plots import bland_altman, predicted_vs_measured
+from model.progress import progress_bar
 from model.scoring import METRICS, REDUCTION, bootstrap_scores
 from model.stability import cell_count_stability
 
@@ -41,7 +42,9 @@ def evaluate(model: DeepSetsPP, data_path: str | Path, baselines: BaselineSet,
     out.mkdir(parents=True, exist_ok=True)
     test = load_split(data_path, "test", limit)
     rbc = _rbc(data_path, len(test))
-    preds = {MODEL: predict(model, test.cells, set_size=eval_set_size)}
+    with progress_bar(len(test), "evaluating", unit="patients") as bar:
+        preds = {MODEL: predict(model, test.cells, set_size=eval_set_size,
+                                progress=bar.advance)}
     preds |= baselines.predict(test.cells, rbc=rbc)
     if test.oracle is not None:
         preds["oracle_hct"] = test.oracle.astype(np.float64)

@@ -33,6 +33,8 @@ class _RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
+        if speed is None and task.completed and task.elapsed:  # one step so far: the mean
+            speed = task.completed / task.elapsed
         return Text("-" if speed is None else f"{speed:,.1f} {self.unit}/s")
 
 

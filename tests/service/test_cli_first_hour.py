@@ -55,6 +55,7 @@ def test_score_keeps_every_good_row_when_many_samples_in_a_row_are_bad(offline_e
     assert all(r["error_message"] for r in rows[:70])
     assert result.stdout.count("3 samples scored, 70 errors") == 1  # the summary, once
     assert "Traceback" not in result.output
+    assert result.stderr == ""  # not a terminal: no progress redraws, no second summary
 
 
 def test_score_exit_codes_say_all_scored_or_nothing_scored(offline_env, tmp_path):
@@ -85,6 +86,7 @@ def test_simulate_creates_missing_folders_and_refuses_unwritable_ones_cleanly(tm
                                  str(out)])
     assert result.exit_code == 0, result.output
     assert out.exists()
+    assert result.stderr == ""  # not a terminal: no progress bar in the log
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     result = runner.invoke(app, ["simulate", "--patients", "4", "--cells", "20", "--out",
