@@ -19,6 +19,7 @@ from model.baselines import BaselineSet
 from model.data import SetData, load_split
 from model.factory import LABELS, architecture_of
 from model.plots import bland_altman, predicted_vs_measured
+from model.progress import progress_bar
 from model.scoring import METRICS, REDUCTION, bootstrap_scores
 from model.set_regressor import SetRegressor
 from model.stability import cell_count_stability
@@ -50,7 +51,9 @@ def evaluate(model: SetRegressor, data_path: str | Path, baselines: BaselineSet,
     out.mkdir(parents=True, exist_ok=True)
     test = load_split(data_path, "test", limit)
     rbc = _rbc(data_path, len(test))
-    preds = {net: predict(model, test.cells, set_size=eval_set_size)}
+    with progress_bar(len(test), "evaluating", unit="patients") as bar:
+        preds = {net: predict(model, test.cells, set_size=eval_set_size,
+                              progress=bar.advance)}
     preds |= baselines.predict(test.cells, rbc=rbc)
     if test.oracle is not None:
         preds["oracle_hct"] = test.oracle.astype(np.float64)

@@ -9,6 +9,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -88,8 +89,10 @@ def build_model(config: TrainConfig, train: SetData) -> SetRegressor:
 
 @torch.no_grad()
 def predict(model: SetRegressor, cells: np.ndarray, *, batch_size: int = 64,
-            set_size: int | None = None, seed: int = 12345) -> np.ndarray:
-    """Hematocrit % for full sets `cells [N, C, 2]`; `set_size` < C uses a seeded subset."""
+            set_size: int | None = None, seed: int = 12345,
+            progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Hematocrit % for full sets `cells [N, C, 2]`; `set_size` < C uses a seeded subset.
+    `progress(n)` is called after each batch of n sets."""
     model.eval()
     device = next(model.parameters()).device
     rng = np.random.default_rng(seed)
@@ -102,6 +105,8 @@ def predict(model: SetRegressor, cells: np.ndarray, *, batch_size: int = 64,
         lengths = torch.full((x.shape[0],), x.shape[1], device=device)
         with _autocast(device):
             out[lo : lo + x.shape[0]] = model(x, lengths).float().cpu().numpy()
+        if progress is not None:
+            progress(x.shape[0])
     return out
 
 
@@ -200,28 +205,22 @@ def _train_epoch(model: SetRegressor, optimiser: torch.optim.Optimizer, data: Se
 
 
 class _ProgressBar:
-    """A one-line stderr bar with loss and ETA; no dependency, quiet when not a terminal."""
+    """The epoch's bar: `model.progress` (rich: rate, ETA, loss; quiet when not a terminal)."""
 
     def __init__(self, total: int, label: str) -> None:
-        import sys
+        from model.progress import progress_bar
 
-        self.total, self.label, self.start = total, label, time.monotonic()
-        self.stream = sys.stderr
-        self.live = self.stream.isatty()
+        self._context = progress_bar(total, label, unit="batches")
+        self._bar = self._context.__enter__()
+        self._done = 0
 
     def update(self, done: int, text: str) -> None:
-        if not self.live:
-            return
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / done * (self.total - done)
-        filled = int(30 * done / self.total)
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] "
-                          f"{done}/{self.total} {text} ETA {eta:4.0f}s")
-        self.stream.flush()
+        self._bar.advance(done - self._done)
+        self._bar.note(text)
+        self._done = done
 
     def close(self) -> None:
-        if self.live:
-            self.stream.write("\n")
+        self._context.__exit__(None, None, None)
 
 
 def _write_history(run_dir: Path, history: list[EpochRecord]) -> None:

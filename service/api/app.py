@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from service.api.routes import batches, cells, health, model_card, predictions, web
+from service.api.routes import batches, cells, docs, health, model_card, predictions, web
 from service.components import build_components
 from service.delivery.mllp_sender import MllpSender
 from service.jobs.runner import JobRunner
@@ -60,13 +60,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await parts.online.stop()
             parts.engine.dispose()
 
-    app = FastAPI(title="hct", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # docs_url/redoc_url None: FastAPI's pages load from a CDN; routes/docs.py serves them here.
+    app = FastAPI(title="hct", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     install_error_handlers(app)
     for router in (health.router, predictions.router, batches.router, model_card.router,
-                   cells.router):
+                   cells.router, docs.router):
         app.include_router(router)
     web.mount(app)
-    app.add_middleware(MetricsMiddleware)
+    # The last added is outermost: metrics see every answer, the body limit's 413 included.
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)
+    app.add_middleware(MetricsMiddleware)
     return app

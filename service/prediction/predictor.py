@@ -78,6 +78,8 @@ class Predictor:
     def predict_many(self, cellsets: Sequence[CellSet], *, source: str,
                      job_id: str | None = None, batch_size: int = 64) -> list[Prediction]:
         """Score samples in length-bucketed batches (offline path: jobs and `hct score`)."""
+        if not cellsets:  # a block of only invalid samples: nothing to pad, nothing to run
+            return []
         selected = [self.select_cells(cs) for cs in cellsets]
         lengths = np.array([s.shape[0] for s in selected])
         out: list[Prediction | None] = [None] * len(cellsets)

@@ -26,6 +26,7 @@ from service.api.schemas import ErrorResponse, PredictionPage, PredictionRespons
 from service.db.audit import record_audit
 from service.db.predictions import get_prediction as load_prediction
 from service.db.predictions import list_predictions as load_page
+from service.jobs.store import get_job
 from service.prediction import fhir, hl7
 from service.prediction.mapper import rest_body
 from service.prediction.notice import NOTICE
@@ -171,6 +172,9 @@ def get_prediction_hl7(prediction_id: str, conn: ConnectionDep, principal: Princ
 def _load(conn: Any, prediction_id: str) -> Prediction:
     record = load_prediction(conn, prediction_id)
     if record is None:
-        raise ApiError(404, "not_found", f"prediction {prediction_id!r} does not exist",
-                       "path.prediction_id")
+        message = f"prediction {prediction_id!r} does not exist"
+        if get_job(conn, prediction_id) is not None:  # only on the 404 path: one more lookup
+            message += (f"; {prediction_id!r} is a batch id: see /v1/batches/{prediction_id}, "
+                        "whose results give each sample's prediction_id")
+        raise ApiError(404, "not_found", message, "path.prediction_id")
     return record
