@@ -114,6 +114,7 @@ class CellSet:
                 f"volume_fl has {volume.size} cells: at least {min_cells} are required",
                 field="volume_fl",
             )
+        _check_not_swapped(volume, hemoglobin)
         _check_cell_range("volume_fl", volume, VOLUME_RANGE_FL, "fL")
         _check_cell_range("hemoglobin_pg", hemoglobin, HEMOGLOBIN_RANGE_PG, "pg")
         object.__setattr__(self, "volume_fl", _frozen_float32(volume))
@@ -164,6 +165,18 @@ def _as_cells(name: str, values: object) -> np.ndarray:
             field=f"{name}[{i}]",
         )
     return arr
+
+
+def _check_not_swapped(volume: np.ndarray, hemoglobin: np.ndarray) -> None:
+    """A red cell's volume in fL is about three times its hemoglobin in pg (MCHC ≈ 33 g/dL), so
+    a sample whose typical hemoglobin exceeds its typical volume has its channels swapped: say
+    so, rather than blame whichever single cell first leaves a range."""
+    v, h = float(np.median(volume)), float(np.median(hemoglobin))
+    if h > v:
+        raise CellValidationError(
+            f"volume_fl and hemoglobin_pg look swapped: median hemoglobin {h:.1f} pg is above "
+            f"median volume {v:.1f} fL, but a red cell's volume in fL is about 3 times its "
+            "hemoglobin in pg; check the channel order", field="hemoglobin_pg")
 
 
 def _frozen_float32(arr: np.ndarray) -> np.ndarray:

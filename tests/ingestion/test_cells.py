@@ -101,3 +101,13 @@ def test_lab_values_are_range_checked():
         LabValues(age_years=-1)
     assert LabValues(measured_hematocrit_pct=42.0, rbc_count_e12_per_l=4.6, sex="F",
                      age_years=0).age_years == 0
+
+
+def test_swapped_channels_are_named_as_the_likely_cause():
+    rng = np.random.default_rng(3)
+    volume = rng.normal(88.0, 12.0, 400)
+    hemoglobin = volume * 0.33
+    with pytest.raises(CellValidationError, match="look swapped") as caught:
+        CellSet("p", "s", hemoglobin, volume)  # channels given the wrong way round
+    assert caught.value.field == "hemoglobin_pg"
+    assert "check the channel order" in caught.value.message
