@@ -292,5 +292,39 @@ def baselines(
     typer.echo(f"-> {out_dir}/report.md, report.json, baselines.json")
 
 
+@app.command()
+def calibrate(
+    bundle: Annotated[Path, typer.Option(help="Model bundle directory (card.json, model.onnx)")],
+    data: Annotated[Path, typer.Option(
+        help="Flow-RBC HDF5 of patients the model never trained on (e.g. hct simulate --seed "
+        "7001)")],
+    level: Annotated[float, typer.Option(help="Prediction-interval level")] = 0.9,
+    band_level: Annotated[float, typer.Option(
+        help="Coverage floor per measured-hematocrit band")] = 0.88,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N patients")] = None,
+) -> None:
+    """Fit the interval, quality thresholds and monitoring reference into the bundle's card."""
+    from ingestion.errors import IngestionError
+    from model.trust_calibration import calibrate_bundle
+
+    command = (f"hct calibrate --bundle {bundle} --data {data} --level {level} "
+               f"--band-level {band_level}" + (f" --limit {limit}" if limit else ""))
+    try:
+        out = calibrate_bundle(bundle, data, level=level, band_level=band_level, limit=limit,
+                               reproduce=command)
+    except IngestionError as exc:
+        typer.echo(f"error: {data}: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    conf, qual = out["conformal"], out["quality"]
+    typer.echo(f"{out['n']} calibration patients, MSE {out['mse']:.2f}; interval radii by "
+               f"band {[round(r, 2) for r in conf['radii']]}, calibration coverage "
+               f"{conf['calibration_coverage']:.3f}, mean width "
+               f"{conf['calibration_mean_width']:.2f}; quality warn/withhold distance "
+               f"{qual['warn_distance']:.2f}/{qual['withheld_distance']:.2f} -> {bundle}/card.json")
+
+
 if __name__ == "__main__":  # `python -m service.cli …` behaves like the `hct` script
     app()
