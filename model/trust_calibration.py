@@ -15,7 +15,7 @@ import numpy as np
 
 from ingestion.flowrbc import FlowRBCFile
 from ingestion.indices import indices_table
-from model.card import read_card, sha256_file, write_card
+from model.card import sha256_file, write_card
 from model.conformal import DEFAULT_BAND_LEVEL, DEFAULT_LEVEL, fit_conformal
 from model.quality import distances, features_many, fit_quality
 
@@ -58,7 +58,7 @@ def calibrate_bundle(bundle_dir: str | Path, cohort_path: str | Path, *,
     """Fit and write `conformal`, `quality` and `monitoring` into `bundle_dir/card.json`."""
     bundle_dir = Path(bundle_dir)
     card_path, onnx_path = bundle_dir / "card.json", bundle_dir / "model.onnx"
-    card = read_card(card_path)
+    card = json.loads(card_path.read_text())
     if sha256_file(onnx_path) != card.get("onnx_sha256"):
         raise ValueError(f"{onnx_path}: sha256 does not match card.json; refusing to calibrate")
     cohort = read_cohort(cohort_path, limit)

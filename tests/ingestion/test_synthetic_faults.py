@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ingestion.synthetic import generate_block
+from ingestion.synthetic.cohort import generate_block
 from ingestion.synthetic_faults import (
     PG_PER_FMOL,
     SAMPLE_FAULTS,

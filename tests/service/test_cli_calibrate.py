@@ -8,10 +8,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from ingestion.synthetic import simulate_cohort
+from ingestion.synthetic.cohort import simulate_cohort
 from model.card import sha256_file
 from service.cli import app
-from service.runtime import load_bundle
+from service.runtime.bundle import load_bundle
 
 
 def test_calibrate_adds_conformal_quality_and_monitoring_and_keeps_the_bundle_valid(
