@@ -16,6 +16,7 @@ from ingestion.cells import CellSet
 from service import metrics
 from service.db.engine import make_engine
 from service.db.migrate import upgrade
+from service.monitoring import Monitor
 from service.online import OnlinePredictions, online_model
 from service.prediction.predictor import Predictor
 from service.runtime.bundle import load_bundle
@@ -47,6 +48,7 @@ class Components:
     online_model: OnnxModel  # what the micro-batcher calls (may differ in threads from `model`)
     model_workers: int
     model_check: ModelCheck
+    monitor: Monitor  # fed with every stored prediction; read by GET /v1/monitoring
 
 
 def load_model(settings: Settings) -> OnnxModel:
@@ -102,4 +104,5 @@ def build_components(settings: Settings) -> Components:
     engine = open_database(settings)
     return Components(settings=settings, engine=engine, model=model, predictor=predictor,
                       online=OnlinePredictions(online_predictor, engine, settings, workers),
-                      online_model=online, model_workers=workers, model_check=check)
+                      online_model=online, model_workers=workers, model_check=check,
+                      monitor=Monitor.from_card(model.bundle.card))

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from service.api.routes import batches, health, model_card, predictions
+from service.api.routes import batches, health, model_card, monitoring, predictions
 from service.components import build_components
 from service.jobs.runner import JobRunner
 from service.prediction.notice import NOTICE
@@ -54,7 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="hct", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    for router in (health.router, predictions.router, batches.router, model_card.router):
+    for router in (health.router, predictions.router, batches.router, model_card.router,
+                   monitoring.router):
         app.include_router(router)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes,
