@@ -15,8 +15,9 @@ import numpy as np
 
 from ingestion.flowrbc import FlowRBCFile
 from ingestion.indices import indices_table
-from model.card import read_card, sha256_file, write_card
+from model.card import sha256_file, write_card
 from model.conformal import DEFAULT_BAND_LEVEL, DEFAULT_LEVEL, fit_conformal
+from model.drift import fit_alarms
 from model.quality import distances, features_many, fit_quality
 
 MONITOR_FEATURES = ("mcv_fl", "mchc_g_dl", "rdw_cv_pct")
@@ -54,11 +55,13 @@ def read_cohort(path: str | Path, limit: int | None = None) -> dict[str, np.ndar
 
 def calibrate_bundle(bundle_dir: str | Path, cohort_path: str | Path, *,
                      level: float = DEFAULT_LEVEL, band_level: float = DEFAULT_BAND_LEVEL,
-                     limit: int | None = None, reproduce: str | None = None) -> dict[str, Any]:
-    """Fit and write `conformal`, `quality` and `monitoring` into `bundle_dir/card.json`."""
+                     limit: int | None = None, reproduce: str | None = None,
+                     alarm_simulations: int = 1000) -> dict[str, Any]:
+    """Fit and write `conformal`, `quality` and `monitoring` into `bundle_dir/card.json`
+    (`alarm_simulations`: simulated streams behind the monitor's alarm thresholds)."""
     bundle_dir = Path(bundle_dir)
     card_path, onnx_path = bundle_dir / "card.json", bundle_dir / "model.onnx"
-    card = read_card(card_path)
+    card = json.loads(card_path.read_text())
     if sha256_file(onnx_path) != card.get("onnx_sha256"):
         raise ValueError(f"{onnx_path}: sha256 does not match card.json; refusing to calibrate")
     cohort = read_cohort(cohort_path, limit)
@@ -81,6 +84,7 @@ def calibrate_bundle(bundle_dir: str | Path, cohort_path: str | Path, *,
                                           for k, v in values.items()},
                   "residual_sd": float(np.std(hct - predicted)),
                   "n_reference": int(cells.shape[0])}
+    monitoring.update(fit_alarms(int(cells.shape[0]), n_simulations=alarm_simulations))
 
     card["conformal"] = conformal
     card["quality"] = quality

@@ -411,13 +411,17 @@ def calibrate(
     band_level: Annotated[float, typer.Option(
         help="Coverage floor per measured-hematocrit band")] = 0.88,
     limit: Annotated[int | None, typer.Option(help="Use only the first N patients")] = None,
+    alarm_simulations: Annotated[int, typer.Option(
+        help="Simulated in-distribution streams behind the monitor's alarm thresholds")] = 1000,
 ) -> None:
     """Fit the interval, quality thresholds and monitoring reference into the bundle's card."""
     from ingestion.errors import IngestionError
     from model.trust_calibration import calibrate_bundle
 
     command = (f"hct calibrate --bundle {bundle} --data {data} --level {level} "
-               f"--band-level {band_level}" + (f" --limit {limit}" if limit else ""))
+               f"--band-level {band_level}" + (f" --limit {limit}" if limit else "")
+               + (f" --alarm-simulations {alarm_simulations}" if alarm_simulations != 1000
+                  else ""))
     try:
         out = calibrate_bundle(bundle, data, level=level, band_level=band_level, limit=limit,
                                reproduce=command)

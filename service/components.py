@@ -17,6 +17,7 @@ from service import metrics
 from service.db.engine import make_engine
 from service.db.migrate import upgrade
 from service.db.writer import PredictionWriter
+from service.monitoring import Monitor
 from service.online import OnlinePredictions, online_model
 from service.prediction import hl7
 from service.prediction.predictor import Predictor
@@ -50,6 +51,7 @@ class Components:
     online_model: OnnxModel  # what the micro-batcher calls (may differ in threads from `model`)
     model_workers: int
     model_check: ModelCheck
+    monitor: Monitor  # fed with every stored prediction; read by GET /v1/monitoring
 
 
 def load_model(settings: Settings) -> OnnxModel:
@@ -115,8 +117,9 @@ def build_components(settings: Settings) -> Components:
         log.error("start-up inference failed: %s", check.error)
     engine = open_database(settings)
     writer = make_writer(settings)
+    monitor = Monitor.from_card(model.bundle.card)
     return Components(settings=settings, engine=engine, model=model, predictor=predictor,
-                      online=OnlinePredictions(online_predictor, engine, writer, settings,
-                                               workers),
+                      online=OnlinePredictions(online_predictor, engine, writer, monitor,
+                                               settings, workers),
                       writer=writer, online_model=online, model_workers=workers,
-                      model_check=check)
+                      model_check=check, monitor=monitor)

@@ -32,3 +32,33 @@ INGESTION_ERRORS = Counter("hct_ingestion_errors_total", "Inputs rejected, by er
 JOB_ITEMS = Counter("hct_batch_job_items_total", "Batch job samples processed, by outcome",
                     ["outcome"])
 JOBS = Counter("hct_batch_jobs_total", "Batch jobs reaching a final status", ["status"])
+
+# Monitoring (service/monitoring.py): one series per served model version, over rolling windows.
+MONITOR_REFERENCE = Gauge("hct_monitor_reference",
+                          "1 when the model's card carries a monitoring reference, else 0",
+                          ["model_version"])
+MONITOR_WINDOW_SAMPLES = Gauge("hct_monitor_window_samples",
+                               "Samples in the monitor's rolling window (inputs: every stored "
+                               "prediction; paired: those with a measured hematocrit)",
+                               ["model_version", "kind"])
+DRIFT_STATISTIC = Gauge("hct_drift_statistic",
+                        "Scaled KS distance of the window's values to the training reference",
+                        ["model_version", "feature"])
+DRIFT_THRESHOLD = Gauge("hct_drift_threshold", "Calibrated alarm threshold of hct_drift_statistic",
+                        ["model_version"])
+DRIFT_ALARM = Gauge("hct_drift_alarm", "1 while any drift statistic is above its threshold",
+                    ["model_version"])
+AGREEMENT_BIAS = Gauge("hct_agreement_bias",
+                       "Mean predicted minus measured hematocrit over the window (points)",
+                       ["model_version"])
+AGREEMENT_MAE = Gauge("hct_agreement_mae",
+                      "Mean absolute predicted minus measured hematocrit (points)",
+                      ["model_version"])
+AGREEMENT_ALARM = Gauge("hct_agreement_bias_alarm",
+                        "1 while the agreement bias is beyond its calibrated threshold",
+                        ["model_version"])
+INTERVAL_COVERAGE = Gauge("hct_interval_coverage",
+                          "Share of measured hematocrit values inside the prediction interval",
+                          ["model_version"])
+QUALITY_SHARE = Gauge("hct_quality_share", "Share of sample-quality verdicts in the window",
+                      ["model_version", "status"])

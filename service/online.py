@@ -25,6 +25,7 @@ from service.db.audit import AuditEntry, record_audit
 from service.db.idempotency import IdempotencyRecord, replayed_id
 from service.db.predictions import get_prediction
 from service.db.writer import PredictionWriter
+from service.monitoring import Monitor, Observation
 from service.prediction.prediction import Prediction
 from service.prediction.predictor import ModelBatch, Predictor
 from service.runtime.batcher import MicroBatcher
@@ -79,10 +80,11 @@ class OnlinePredictions:
     """Single requests in, stored predictions out, through the micro-batcher."""
 
     def __init__(self, predictor: Predictor, engine: Engine, writer: PredictionWriter,
-                 settings: Settings, workers: int) -> None:
+                 monitor: Monitor, settings: Settings, workers: int) -> None:
         self.predictor = predictor
         self.engine = engine
         self.writer = writer
+        self.monitor = monitor
         self.batcher = MicroBatcher(self._run_model, then=self._store_batch,
                                     max_batch_size=settings.max_batch_size,
                                     max_delay_ms=settings.max_queue_delay_ms,
@@ -136,9 +138,10 @@ class OnlinePredictions:
             results: list[Stored | Exception] = [(p, True) for p in predictions]
         except IntegrityError:
             results = [self._store_one(r, p) for r, p in zip(requests, predictions, strict=True)]
-        for result in results:
-            if not isinstance(result, Exception) and result[1]:
-                metrics.PREDICTIONS_STORED.labels(result[0].source).inc()
+        created = [r[0] for r in results if not isinstance(r, Exception) and r[1]]
+        for prediction in created:
+            metrics.PREDICTIONS_STORED.labels(prediction.source).inc()
+        self.monitor.observe_many(Observation.of_prediction(p) for p in created)
         return results
 
     def _write(self, conn: Connection, requests: Sequence[OnlineRequest],

@@ -16,7 +16,16 @@ from fastapi import FastAPI
 
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from service.api.routes import batches, cells, docs, health, model_card, predictions, web
+from service.api.routes import (
+    batches,
+    cells,
+    docs,
+    health,
+    model_card,
+    monitoring,
+    predictions,
+    web,
+)
 from service.components import build_components
 from service.delivery.mllp_sender import MllpSender
 from service.jobs.runner import JobRunner
@@ -41,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await parts.online.start()
         jobs = None
         if settings.run_jobs:
-            jobs = JobRunner(settings, parts.engine, parts.predictor, parts.writer)
+            jobs = JobRunner(settings, parts.engine, parts.predictor, parts.writer,
+                             monitor=parts.monitor)
             jobs.start()
         sender = None
         if settings.hl7_mllp_host:
@@ -65,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     install_error_handlers(app)
     for router in (health.router, predictions.router, batches.router, model_card.router,
-                   cells.router, docs.router):
+                   cells.router, docs.router, monitoring.router):
         app.include_router(router)
     web.mount(app)
     # The last added is outermost: metrics see every answer, the body limit's 413 included.

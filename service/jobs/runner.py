@@ -30,6 +30,7 @@ from service import metrics
 from service.db.writer import PredictionWriter
 from service.jobs import store as job_store
 from service.jobs.chunks import decode_chunk, encode_chunk
+from service.monitoring import Monitor, Observation
 from service.prediction.predictor import Predictor
 from service.settings import Settings
 
@@ -52,12 +53,13 @@ class JobRunner:
     """Polls the database for job work; runs in a thread beside the API, or alone (`hct worker`)."""
 
     def __init__(self, settings: Settings, engine: Engine, predictor: Predictor,
-                 writer: PredictionWriter, *, poll_seconds: float = 0.25,
-                 name: str | None = None) -> None:
+                 writer: PredictionWriter, *, monitor: Monitor | None = None,
+                 poll_seconds: float = 0.25, name: str | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.predictor = predictor
         self.writer = writer
+        self.monitor = monitor  # None in a worker process without /metrics
         self.name = name or worker_name()
         self.poll_seconds = poll_seconds
         self.lease = timedelta(seconds=settings.job_lease_seconds)
@@ -184,6 +186,8 @@ class JobRunner:
                         claim.chunk_index)
             return
         metrics.PREDICTIONS_STORED.labels("batch").inc(len(records))
+        if self.monitor is not None:
+            self.monitor.observe_many(Observation.of_prediction(p) for p in records)
         metrics.JOB_ITEMS.labels("done").inc(len(records))
         if finished:
             metrics.JOBS.labels("done").inc()

@@ -21,12 +21,15 @@ def test_calibrate_adds_conformal_quality_and_monitoring_and_keeps_the_bundle_va
     before = sha256_file(bundle / "model.onnx")
     cohort = tmp_path / "cal.h5"
     simulate_cohort(cohort, 600, 300, seed=7001)
-    result = CliRunner().invoke(app, ["calibrate", "--bundle", str(bundle), "--data", str(cohort)])
+    result = CliRunner().invoke(app, ["calibrate", "--bundle", str(bundle), "--data", str(cohort),
+                                      "--alarm-simulations", "20"])
     assert result.exit_code == 0, result.output
     card = json.loads((bundle / "card.json").read_text())
     assert card["conformal"]["n_calibration"] == 600 and len(card["conformal"]["radii"]) == 4
     assert card["quality"]["warn_distance"] < card["quality"]["withheld_distance"]
     assert set(card["monitoring"]["reference_quantiles"]) >= {"mcv_fl", "mchc_g_dl"}
+    assert card["monitoring"]["drift"]["threshold"] > 1.0
+    assert card["monitoring"]["agreement"]["threshold"] > 2.0
     assert card["reproduce"][-1].startswith("hct calibrate --bundle")
     assert sha256_file(bundle / "model.onnx") == before
     load_bundle(bundle)  # still verifies

@@ -1,0 +1,18 @@
+"""`/v1/monitoring`: the served model's rolling-window drift, agreement and quality figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from service.api.dependencies import PrincipalDep, StateDep
+from service.prediction.notice import NOTICE
+
+router = APIRouter(prefix="/v1", tags=["model"])
+
+
+@router.get("/monitoring", summary="Input drift, agreement with measured hematocrit and quality "
+                                   "shares over rolling windows, per model version")
+def monitoring(state: StateDep, _principal: PrincipalDep) -> dict[str, Any]:
+    return {"notice": NOTICE, **state.monitor.snapshot()}
