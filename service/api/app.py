@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.api.control_characters import ControlCharacterMiddleware
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.api.routes import batches, health, model_card, predictions
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (health.router, predictions.router, batches.router, model_card.router):
         app.include_router(router)
+    app.add_middleware(ControlCharacterMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)
