@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     upload_dir: Path = Path("./hct-uploads")
     job_lease_seconds: float = Field(60.0, gt=0)
     job_chunk_size: int = Field(64, ge=1)
+    # Uploads no queued job needs, unchanged this long, are removed by every job worker.
+    upload_orphan_grace_s: float = Field(3600.0, ge=0)
+    upload_sweep_interval_s: float = Field(600.0, gt=0)
     run_jobs: bool = True  # this process also works on batch jobs
 
     @field_validator("api_keys", mode="before")
