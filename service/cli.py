@@ -61,6 +61,7 @@ def serve(
 
     import uvicorn
 
+    from service.api.http_limits import uvicorn_limits
     from service.logging_setup import configure_logging
     from service.settings import get_settings
 
@@ -71,7 +72,8 @@ def serve(
     configure_logging(settings.log_level)
     uvicorn.run("service.api.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=settings.workers,
-                log_level=settings.log_level, access_log=False, proxy_headers=True)
+                log_level=settings.log_level, access_log=False, proxy_headers=True,
+                **uvicorn_limits(settings))
 
 
 @app.command()

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     readyz_timeout_s: float = Field(2.0, gt=0, le=30)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
+    # HTTP edge of `hct serve` (service/api/http_limits.py): request head size and read time,
+    # idle keep-alive; the reverse proxy in front applies the same bounds.
+    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    keep_alive_timeout_s: int = Field(5, ge=1, le=300)
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     upload_dir: Path = Path("./hct-uploads")
