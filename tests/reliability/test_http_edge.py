@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.reliability.edge import header_flood, hct_serve, oversized_header, slowloris
+from tests.reliability.edge import hct_serve, header_flood, oversized_header, slowloris
 from tests.reliability.server import proc_status_kib
 
 HEADER_TIMEOUT_S = 2.0
