@@ -136,7 +136,7 @@ def _check_id(name: str, value: object) -> None:
         raise CellValidationError(
             f"{name} has {len(value)} characters: must be at most {MAX_ID_LENGTH}", field=name
         )
-    if any(ord(c) < 32 for c in value):
+    if any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in value):  # Unicode Cc
         raise CellValidationError(f"{name} = {value!r}: must not contain control characters",
                                   field=name)
 

@@ -65,6 +65,7 @@ def serve(
 
     import uvicorn
 
+    from service.api.http_limits import uvicorn_limits
     from service.logging_setup import configure_logging
     from service.settings import get_settings
 
@@ -77,7 +78,8 @@ def serve(
     _check_port_free(host, port)  # uvicorn binds after start-up work: fail before it, not after
     uvicorn.run("service.api.app:create_app", factory=True, host=host,
                 port=port, workers=settings.workers,
-                log_level=settings.log_level, access_log=False, proxy_headers=True)
+                log_level=settings.log_level, access_log=False, proxy_headers=True,
+                **uvicorn_limits(settings))
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -55,11 +55,19 @@ class Settings(BaseSettings):
     readyz_timeout_s: float = Field(2.0, gt=0, le=30)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
+    # HTTP edge of `hct serve` (service/api/http_limits.py): request head size and read time,
+    # idle keep-alive; the reverse proxy in front applies the same bounds.
+    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    keep_alive_timeout_s: int = Field(5, ge=1, le=300)
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     upload_dir: Path = Path("./hct-uploads")
     job_lease_seconds: float = Field(60.0, gt=0)
     job_chunk_size: int = Field(64, ge=1)
+    # Uploads no queued job needs, unchanged this long, are removed by every job worker.
+    upload_orphan_grace_s: float = Field(3600.0, ge=0)
+    upload_sweep_interval_s: float = Field(600.0, gt=0)
     run_jobs: bool = True  # this process also works on batch jobs
     # HL7 v2 ORU^R01 delivery to a LIS over MLLP; off unless a host is set (service/delivery/).
     hl7_mllp_host: str | None = None

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,3 +101,90 @@ def test_no_secrets_committed_in_compose():
                 credentials = value.split("//", 1)[1].split("@", 1)[0]
                 assert ":" not in credentials, "password inside HCT_DATABASE_URL"
     assert not list(ROOT.glob("secrets/*")), "a secrets/ folder is committed"
+
+
+def _nginx() -> str:
+    return (ROOT / "deploy/nginx.conf").read_text()
+
+
+def _directive(text: str, name: str) -> list[str]:
+    """Values of an nginx directive outside comments."""
+    live = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    return [m.strip() for m in re.findall(rf"^\s*{name}\s+([^;{{}}\n]+);", live, flags=re.M)]
+
+
+def test_compose_puts_nginx_in_front_of_the_api():
+    services = _compose()["services"]
+    proxy = services["proxy"]
+    assert re.fullmatch(r"nginx:\d+\.\d+\.\d+-\w+", proxy["image"])  # pinned
+    assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+    assert "ports" not in services["api"], "the API is reached through the proxy only"
+    assert _directive(_nginx(), "server") == ["api:8000"]
+
+
+def test_nginx_bounds_heads_bodies_and_upstream_time():
+    text = _nginx()
+    for name in ("client_header_timeout", "client_body_timeout", "proxy_connect_timeout",
+                 "proxy_read_timeout", "proxy_send_timeout", "send_timeout"):
+        (value,) = _directive(text, name)
+        assert re.fullmatch(r"\d+s", value) and int(value[:-1]) <= 120, (name, value)
+    (buffers,) = _directive(text, "large_client_header_buffers")
+    number, size = buffers.split()
+    assert int(number) * int(size.rstrip("k")) <= 64  # KiB of head per connection at most
+
+
+def test_nginx_body_limit_matches_the_api_upload_limit():
+    from service.settings import Settings
+
+    (limit,) = _directive(_nginx(), "client_max_body_size")
+    assert limit.endswith("m")
+    configured = _compose()["x-hct-env"]["HCT_MAX_UPLOAD_BYTES"]
+    assert int(limit[:-1]) * 1024 * 1024 == int(configured) == Settings(
+        _env_file=None).max_upload_bytes
+
+
+def test_nginx_is_tls_ready_and_hides_metrics():
+    text = _nginx()
+    assert re.search(r"^\s*#\s*listen 443 ssl;", text, flags=re.M)
+    assert re.search(r"^\s*#\s*ssl_certificate\s+/etc/nginx/tls/", text, flags=re.M)
+    assert "location = /metrics" in text
+
+
+def _checkable(text: str, tmp_path: Path, *, tls: bool) -> Path:
+    """The config with the upstream on loopback (nginx -t resolves names) and, with `tls`,
+    the 443 block uncommented around a throw-away certificate.
+    """
+    text = text.replace("server api:8000;", "server 127.0.0.1:8000;")
+    if tls:
+        import subprocess
+
+        tls_dir = tmp_path / "tls"
+        tls_dir.mkdir()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=hct.test", "-keyout", str(tls_dir / "privkey.pem"),
+                        "-out", str(tls_dir / "fullchain.pem")], check=True,
+                       capture_output=True)
+        block = text[text.index("    # server {\n    #     listen 443"):text.rindex("}")]
+        text = text.replace(block, re.sub(r"^(\s*)# ?", r"\1", block, flags=re.M))
+        text = text.replace("/etc/nginx/tls/", f"{tls_dir}/")
+        assert re.search(r"^\s*listen 443 ssl;", text, flags=re.M)
+    path = tmp_path / "nginx.conf"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_nginx_accepts_the_config(tmp_path, tls):
+    import shutil
+    import subprocess
+
+    nginx = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    if nginx is None or (tls and shutil.which("openssl") is None):
+        pytest.skip("nginx (or openssl) is not installed here")
+    config = _checkable(_nginx(), tmp_path, tls=tls)
+    out = subprocess.run([nginx, "-t", "-c", str(config), "-p", str(tmp_path)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "test is successful" in out.stderr

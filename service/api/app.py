@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.api.control_characters import ControlCharacterMiddleware
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.api.routes import (
@@ -78,7 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    cells.router, docs.router, monitoring.router):
         app.include_router(router)
     web.mount(app)
-    # The last added is outermost: metrics see every answer, the body limit's 413 included.
+    # The last added is outermost: metrics see every answer (413s and the control-character
+    # 422s included).
+    app.add_middleware(ControlCharacterMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware)

@@ -7,7 +7,10 @@ from typing import Annotated
 
 from fastapi import Header
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+from service.api.schemas import PRINTABLE
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255,
+                                              pattern=PRINTABLE)]
 
 
 def request_digest(*parts: bytes) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ingestion.cells import LAB_BOUNDS
 from service.prediction.notice import NOTICE
@@ -17,6 +17,14 @@ _HCT, _RBC, _AGE = (LAB_BOUNDS[k] for k in ("measured_hematocrit_pct", "rbc_coun
 # A JSON number, never a string that looks like one ("89.84"): a lab system sending strings has
 # a mapping bug worth hearing about. Integers are still numbers.
 Number = Annotated[float, Field(strict=True)]
+
+# Control characters (Unicode category Cc: C0, DEL, C1) have no place in an id: NUL breaks
+# PostgreSQL text, the others forge log lines and terminal output. Path and query strings are
+# checked by `ControlCharacterMiddleware`; fields in bodies and forms by this type.
+CONTROL_CHARACTERS = "\x00-\x1f\x7f-\x9f"
+PRINTABLE = f"^[^{CONTROL_CHARACTERS}]*$"
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=PRINTABLE)]
+MAX_OFFSET = 10_000_000  # deeper pages are a scan, not a use case
 
 
 class ErrorBody(BaseModel):
@@ -45,8 +53,8 @@ class PredictionRequest(LabValuesIn):
         "volume_fl": [88.1, 91.3, 79.4], "hemoglobin_pg": [29.0, 30.2, 26.1],
         "measured_hematocrit_pct": 41.0, "rbc_count_e12_per_l": 4.6, "sex": "F"}})
 
-    patient_id: str = Field(min_length=1, max_length=128)
-    sample_id: str = Field(min_length=1, max_length=128)
+    patient_id: Identifier
+    sample_id: Identifier
     volume_fl: list[Number] | None = Field(None, description="Per-cell volume, fL")
     hemoglobin_pg: list[Number] | None = Field(None, description="Per-cell hemoglobin, pg")
     cells: list[tuple[Number, Number]] | None = Field(

@@ -90,6 +90,7 @@ batch_jobs = Table(
     Column("principal", String(64), nullable=False),
     Column("lease_owner", String(64), nullable=True),  # worker splitting the upload
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),  # splits begun
 )
 
 job_chunks = Table(

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +31,8 @@ from service import metrics
 from service.db.writer import PredictionWriter
 from service.jobs import store as job_store
 from service.jobs.chunks import decode_chunk, encode_chunk
+from service.jobs.redact import without_paths
+from service.jobs.uploads import remove_upload, sweep_orphans
 from service.monitoring import Monitor, Observation
 from service.prediction.predictor import Predictor
 from service.settings import Settings
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hct.jobs")
 MAX_CHUNK_ATTEMPTS = 3
+MAX_SPLIT_ATTEMPTS = 3  # a split that fails (or kills its worker) this often is poison
 
 
 class _LeaseLost(Exception):
@@ -79,8 +83,22 @@ class JobRunner:
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
 
+    def sweep_uploads(self) -> int:
+        """Remove uploads no queued job needs (left by crashes); errors only get logged."""
+        try:
+            return sweep_orphans(self.engine, Path(self.settings.upload_dir),
+                                 self.settings.upload_orphan_grace_s)
+        except Exception:
+            log.exception("upload sweep failed")
+            return 0
+
     def run_forever(self) -> None:
+        self.sweep_uploads()
+        next_sweep = time.monotonic() + self.settings.upload_sweep_interval_s
         while not self._stop.is_set():
+            if time.monotonic() >= next_sweep:
+                self.sweep_uploads()
+                next_sweep = time.monotonic() + self.settings.upload_sweep_interval_s
             try:
                 busy = self.step()
             except Exception:  # keep the worker alive; the lease returns the work to the pool
@@ -110,6 +128,11 @@ class JobRunner:
 
     def split(self, job: job_store.JobRow) -> None:
         settings = self.settings
+        if job.attempts > MAX_SPLIT_ATTEMPTS:  # earlier tries died without a word
+            self._fail_job(job, f"split_failed: reading the upload stopped {MAX_SPLIT_ATTEMPTS} "
+                           "times without finishing (the worker reading it died or was "
+                           "stopped); not retried", "split_failed")
+            return
         with self.engine.begin() as conn:
             job_store.reset_split(conn, job.id)
         chunk: list[tuple[int, CellSet]] = []
@@ -136,7 +159,7 @@ class JobRunner:
                                                    max_cells=settings.max_cells)):
                 total += 1
                 if isinstance(item, SampleError):
-                    errors.append(_error_item(seq, item))
+                    errors.append(_error_item(seq, item, job))
                 else:
                     chunk.append((seq, item))
                 if len(chunk) >= settings.job_chunk_size or len(errors) >= 1000:
@@ -146,19 +169,46 @@ class JobRunner:
             log.warning("job %s: split lease lost; another worker will redo it", job.id)
             return
         except IngestionError as exc:
-            with self.engine.begin() as conn:
-                job_store.fail_job(conn, job.id, f"{exc.kind}: {exc.message}")
-            metrics.INGESTION_ERRORS.labels(exc.kind).inc()
-            metrics.JOBS.labels("failed").inc()
+            self._fail_job(job, f"{exc.kind}: {exc.message}", exc.kind)
+            return
+        except Exception as exc:  # a bug or an outage: retry a few times, then give up
+            log.exception("job %s: split attempt %d failed", job.id, job.attempts)
+            self._split_failed(job, exc)
             return
         with self.engine.begin() as conn:
             n_errors = job_store.count_items(conn, job.id, "error")
-            if job_store.finish_split(conn, job.id, self.name, total, n_errors):
+            split = job_store.finish_split(conn, job.id, self.name, total, n_errors)
+            if split:
                 metrics.JOB_ITEMS.labels("error").inc(n_errors)
                 if job_store.finish_job_if_complete(conn, job.id):
                     metrics.JOBS.labels("done").inc()
+        if split:  # the chunks are committed: the upload is no longer needed
+            remove_upload(job.upload_path, job.id)
         log.info("job %s: %d samples in %d chunks, %d unreadable", job.id, total, n_chunks,
                  n_errors)
+
+    def _split_failed(self, job: job_store.JobRow, exc: Exception) -> None:
+        if job.attempts >= MAX_SPLIT_ATTEMPTS:
+            # The exception text is for the log (SQL, paths, internals), not for the caller.
+            self._fail_job(job, f"split_failed: reading the upload failed {job.attempts} times "
+                           f"({type(exc).__name__}); not retried, see the worker log",
+                           "split_failed")
+            return
+        delay = min(self.lease, timedelta(seconds=2 ** job.attempts))
+        try:
+            with self.engine.begin() as conn:
+                job_store.retry_split_later(conn, job.id, self.name, delay)
+        except Exception:  # the database is away: the lease expires and the job returns
+            log.exception("job %s: could not schedule the retry", job.id)
+
+    def _fail_job(self, job: job_store.JobRow, message: str, kind: str) -> None:
+        """Fail the whole job with a message free of server paths, and drop its upload."""
+        with self.engine.begin() as conn:
+            job_store.fail_job(conn, job.id, without_paths(message, job.upload_path,
+                                                           job.filename))
+        remove_upload(job.upload_path, job.id)
+        metrics.INGESTION_ERRORS.labels(kind).inc()
+        metrics.JOBS.labels("failed").inc()
 
     def score(self, claim: job_store.ChunkClaim) -> None:
         try:
@@ -169,7 +219,7 @@ class JobRunner:
                                                   job_id=claim.job_id)
         except Exception as exc:  # an unscorable chunk must not block the job forever
             log.exception("job %s chunk %d could not be scored", claim.job_id, claim.chunk_index)
-            self._fail_chunk(claim, f"{type(exc).__name__}: {exc}")
+            self._fail_chunk(claim, without_paths(f"{type(exc).__name__}: {exc}"))
             return
         done = [{"seq": seq, "patient_id": cs.patient_id, "sample_id": cs.sample_id,
                  "prediction_id": r.id, "worker": self.name}
@@ -206,6 +256,17 @@ class JobRunner:
                 job_store.finish_job_if_complete(conn, claim.job_id)
 
 
-def _error_item(seq: int, err: SampleError) -> dict[str, object]:
-    return {"seq": seq, "patient_id": err.patient_id, "sample_id": err.sample_id,
-            "error_kind": err.kind, "error_message": err.message}
+def _error_item(seq: int, err: SampleError, job: job_store.JobRow) -> dict[str, object]:
+    return {"seq": seq, "patient_id": _storable_id(err.patient_id),
+            "sample_id": _storable_id(err.sample_id), "error_kind": err.kind,
+            "error_message": without_paths(err.message, job.upload_path, job.filename)}
+
+
+def _storable_id(value: str | None) -> str | None:
+    """An id a reader could not accept, shown in the results as far as it fits the column:
+    control characters (NUL breaks PostgreSQL text) replaced, at most 128 characters.
+    """
+    if value is None:
+        return None
+    cleaned = "".join("\ufffd" if ord(c) < 32 or 0x7F <= ord(c) <= 0x9F else c for c in value)
+    return cleaned if len(cleaned) <= 128 else cleaned[:127] + "…"

@@ -35,6 +35,7 @@ class JobRow:
     principal: str
     lease_owner: str | None
     lease_expires_at: datetime | None
+    attempts: int = 0  # splits begun, this one included
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,25 @@ def claim_job_to_split(conn: Connection, worker: str, lease: timedelta) -> JobRo
         return None
     taken = conn.execute(update(batch_jobs).where(
         batch_jobs.c.id == row.id, batch_jobs.c.status == "queued", _expired(batch_jobs, now)
-    ).values(lease_owner=worker, lease_expires_at=now + lease, updated_at=now))
+    ).values(lease_owner=worker, lease_expires_at=now + lease, updated_at=now,
+             attempts=batch_jobs.c.attempts + 1))
     return get_job(conn, row.id) if taken.rowcount == 1 else None
+
+
+def retry_split_later(conn: Connection, job_id: str, worker: str, delay: timedelta) -> None:
+    """Give a failed split back to the pool after `delay` (the attempt stays counted)."""
+    conn.execute(update(batch_jobs).where(
+        batch_jobs.c.id == job_id, batch_jobs.c.lease_owner == worker
+    ).values(lease_expires_at=utcnow() + delay, updated_at=utcnow()))
+
+
+def queued_job_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+    """Those of `ids` whose job still waits to be split (their uploads are still needed)."""
+    found: set[str] = set()
+    for i in range(0, len(ids), 500):
+        found.update(conn.execute(select(batch_jobs.c.id).where(
+            batch_jobs.c.id.in_(ids[i:i + 500]), batch_jobs.c.status == "queued")).scalars())
+    return found
 
 
 def reset_split(conn: Connection, job_id: str) -> None:

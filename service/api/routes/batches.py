@@ -27,6 +27,7 @@ from service.db.audit import record_audit
 from service.db.engine import new_id
 from service.db.idempotency import IdempotencyRecord, replayed_id, save_idempotency
 from service.jobs import store as job_store
+from service.jobs.redact import without_paths
 from service.prediction.mapper import csv_lines, error_row, result_row
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -129,7 +130,8 @@ def get_batch(batch_id: str, conn: ConnectionDep, principal: PrincipalDep) -> Ba
     return BatchStatus(id=job.id, status=job.status, filename=job.filename,  # type: ignore[arg-type]
                        created_at=job.created_at, updated_at=job.updated_at,
                        total=job.total_items, done=job.done_items, errors=job.error_items,
-                       error=job.error, links=_links(job.id))
+                       error=None if job.error is None else without_paths(job.error),
+                       links=_links(job.id))
 
 
 @router.get("/{batch_id}/results", responses={**_ERRORS, 406: {"model": ErrorResponse}},

@@ -22,7 +22,13 @@ from service.api.dependencies import (
 from service.api.errors import ApiError
 from service.api.fcs_upload import read_fcs_upload
 from service.api.idempotency import IdempotencyKey, request_digest
-from service.api.schemas import ErrorResponse, PredictionPage, PredictionResponse
+from service.api.schemas import (
+    MAX_OFFSET,
+    PRINTABLE,
+    ErrorResponse,
+    PredictionPage,
+    PredictionResponse,
+)
 from service.db.audit import record_audit
 from service.db.predictions import get_prediction as load_prediction
 from service.db.predictions import list_predictions as load_page
@@ -87,8 +93,8 @@ async def create_prediction(body: PredictionBody, response: Response, state: Sta
 async def create_prediction_from_fcs(
     response: Response, state: StateDep, principal: PrincipalDep,
     file: Annotated[UploadFile, File(description="One FCS file for one sample")],
-    patient_id: Annotated[str | None, Form(max_length=128)] = None,
-    sample_id: Annotated[str | None, Form(max_length=128)] = None,
+    patient_id: Annotated[str | None, Form(max_length=128, pattern=PRINTABLE)] = None,
+    sample_id: Annotated[str | None, Form(max_length=128, pattern=PRINTABLE)] = None,
     measured_hematocrit_pct: Annotated[float | None, Form(gt=_HCT.low, le=_HCT.high)] = None,
     rbc_count_e12_per_l: Annotated[float | None, Form(gt=_RBC.low, le=_RBC.high)] = None,
     sex: Annotated[str | None, Form(pattern="^[FM]$")] = None,
@@ -136,9 +142,10 @@ def get_prediction(prediction_id: str, conn: ConnectionDep,
 @router.get("", response_model=PredictionPage, responses=_ERRORS,
             summary="List predictions, newest first (filter by patient)")
 def list_predictions(conn: ConnectionDep, principal: PrincipalDep,
-                     patient_id: Annotated[str | None, Query(max_length=128)] = None,
+                     patient_id: Annotated[str | None, Query(max_length=128,
+                                                             pattern=PRINTABLE)] = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> PredictionPage:
+                     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> PredictionPage:
     records, total = load_page(conn, patient_id=patient_id, limit=limit, offset=offset)
     record_audit(conn, principal=principal, action="list", resource="prediction",
                  resource_id=None, detail=f"{len(records)} of {total}")
