@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.tenancy import KeyEntry, parse_key_entry
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 
@@ -66,17 +68,24 @@ class Settings(BaseSettings):
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
-            return [k.strip().lower() for k in value.split(",") if k.strip()]
+            # commas or newlines (a compose secret file holds one entry a line)
+            return [k.strip().lower() for k in value.replace("\n", ",").split(",")
+                    if k.strip()]
         return value
 
     @field_validator("api_keys")
     @classmethod
-    def _keys_are_sha256(cls, keys: list[str]) -> list[str]:
-        for key in keys:
-            if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
-                raise ValueError("HCT_API_KEYS holds sha256 hex digests (64 hex characters), "
-                                 "not raw keys")
+    def _keys_are_entries(cls, keys: list[str]) -> list[str]:
+        entries = [parse_key_entry(key) for key in keys]  # TENANT:SCOPES:SHA256HEX or digest
+        digests = [e.digest for e in entries]
+        if len(set(digests)) != len(digests):
+            raise ValueError("HCT_API_KEYS lists one key digest twice")
         return keys
+
+    @property
+    def key_entries(self) -> list[KeyEntry]:
+        """The configured keys with their tenants and scopes."""
+        return [parse_key_entry(key) for key in self.api_keys]
 
     @property
     def database_url_with_password(self) -> str:

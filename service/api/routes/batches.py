@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ingestion.errors import IngestionError
 from ingestion.sources import detect_format
-from service.api.dependencies import ConnectionDep, PrincipalDep, StateDep
+from service.api.dependencies import ConnectionDep, PredictScope, ReadScope, StateDep
 from service.api.errors import ApiError
 from service.api.idempotency import IdempotencyKey, request_digest
 from service.api.schemas import BatchCreated, BatchStatus, ErrorResponse
@@ -26,6 +26,7 @@ from service.db.engine import new_id
 from service.db.idempotency import IdempotencyRecord, replayed_id, save_idempotency
 from service.jobs import store as job_store
 from service.prediction.mapper import csv_lines, error_row, result_row
+from service.tenancy import Principal
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -57,7 +58,7 @@ def _save_upload(source: BinaryIO, target: Path) -> str:
              description="Multipart field `file`. Default CSV header: `patient_id,sample_id,"
                          "volume_fl,hemoglobin_pg`, one row per cell. Returns a job id at once; "
                          "unreadable samples are reported per row and do not fail the batch.")
-async def create_batch(response: Response, state: StateDep, principal: PrincipalDep,
+async def create_batch(response: Response, state: StateDep, principal: PredictScope,
                        file: Annotated[UploadFile, File(description="The lab export")],
                        idempotency_key: IdempotencyKey = None) -> BatchCreated:
     job_id = new_id()
@@ -81,12 +82,14 @@ async def create_batch(response: Response, state: StateDep, principal: Principal
                                 links=_links(existing.id))
         with state.engine.begin() as conn:
             job_store.create_job(conn, job_id=job_id, filename=_safe_name(file.filename),
-                                 fmt=fmt, upload_path=str(path), principal=principal)
+                                 fmt=fmt, upload_path=str(path),
+                                 principal=principal.fingerprint, tenant=principal.tenant)
             if idempotency_key is not None:
-                save_idempotency(conn, IdempotencyRecord(principal, idempotency_key, digest,
-                                                         "batch", job_id))
-            record_audit(conn, principal=principal, action="create", resource="batch",
-                         resource_id=job_id)
+                save_idempotency(conn, IdempotencyRecord(
+                    principal.tenant, principal.fingerprint, idempotency_key, digest, "batch",
+                    job_id))
+            record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant,
+                         action="create", resource="batch", resource_id=job_id)
     except IntegrityError:
         shutil.rmtree(folder, ignore_errors=True)
         existing = _replay(state, principal, idempotency_key, request_digest(sha.encode()))
@@ -101,15 +104,17 @@ async def create_batch(response: Response, state: StateDep, principal: Principal
     return BatchCreated(id=job_id, status="queued", links=_links(job_id))
 
 
-def _replay(state: StateDep, principal: str, key: str | None,
+def _replay(state: StateDep, principal: Principal, key: str | None,
             digest: str) -> job_store.JobRow | None:
     with state.engine.begin() as conn:
-        job_id = replayed_id(conn, principal, key, digest, "batch")
-        return None if job_id is None else job_store.get_job(conn, job_id)
+        job_id = replayed_id(conn, principal.tenant, key, digest, "batch")
+        return None if job_id is None else job_store.get_job(conn, job_id,
+                                                             tenant=principal.tenant)
 
 
-def _load(conn: ConnectionDep, job_id: str) -> job_store.JobRow:
-    job = job_store.get_job(conn, job_id)
+def _load(conn: ConnectionDep, job_id: str, principal: Principal) -> job_store.JobRow:
+    """The job if the caller's tenant may read it; another tenant's is a plain 404."""
+    job = job_store.get_job(conn, job_id, tenant=principal.read_tenant)
     if job is None:
         raise ApiError(404, "not_found", f"batch {job_id!r} does not exist", "path.batch_id")
     return job
@@ -117,10 +122,10 @@ def _load(conn: ConnectionDep, job_id: str) -> job_store.JobRow:
 
 @router.get("/{batch_id}", response_model=BatchStatus, responses=_ERRORS,
             summary="Job status and progress")
-def get_batch(batch_id: str, conn: ConnectionDep, principal: PrincipalDep) -> BatchStatus:
-    job = _load(conn, batch_id)
-    record_audit(conn, principal=principal, action="read", resource="batch",
-                 resource_id=batch_id)
+def get_batch(batch_id: str, conn: ConnectionDep, principal: ReadScope) -> BatchStatus:
+    job = _load(conn, batch_id, principal)
+    record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant, action="read",
+                 resource="batch", resource_id=batch_id)
     return BatchStatus(id=job.id, status=job.status, filename=job.filename,  # type: ignore[arg-type]
                        created_at=job.created_at, updated_at=job.updated_at,
                        total=job.total_items, done=job.done_items, errors=job.error_items,
@@ -130,12 +135,12 @@ def get_batch(batch_id: str, conn: ConnectionDep, principal: PrincipalDep) -> Ba
 @router.get("/{batch_id}/results", responses=_ERRORS,
             summary="Per-sample results in upload order (CSV or JSON), streamed")
 def get_batch_results(batch_id: str, state: StateDep, conn: ConnectionDep,
-                      principal: PrincipalDep,
+                      principal: ReadScope,
                       format: Annotated[Literal["csv", "json"], Query()] = "csv",
                       ) -> StreamingResponse:
-    job = _load(conn, batch_id)
-    record_audit(conn, principal=principal, action="results", resource="batch",
-                 resource_id=batch_id)
+    job = _load(conn, batch_id, principal)
+    record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant,
+                 action="results", resource="batch", resource_id=batch_id)
     rows = _rows(state, batch_id)
     headers = {"X-Job-Status": job.status}
     if format == "json":

@@ -16,7 +16,8 @@ from service.api.dependencies import (
     PREDICTION_REQUEST_OPENAPI,
     ConnectionDep,
     PredictionBody,
-    PrincipalDep,
+    PredictScope,
+    ReadScope,
     StateDep,
 )
 from service.api.errors import ApiError
@@ -29,6 +30,7 @@ from service.prediction import fhir
 from service.prediction.mapper import rest_body
 from service.prediction.notice import NOTICE
 from service.prediction.prediction import Prediction
+from service.tenancy import Principal
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -50,9 +52,10 @@ def _respond(response: Response, record: Prediction, created: bool) -> Predictio
              description=f"Scores one sample with the bundled Deep Sets++ model and stores the "
                          f"result beside its clinical baselines. {NOTICE}",
              openapi_extra=PREDICTION_REQUEST_OPENAPI)
-async def create_prediction(body: PredictionBody, response: Response, state: StateDep,
-                            principal: PrincipalDep,
+async def create_prediction(principal: PredictScope, body: PredictionBody, response: Response,
+                            state: StateDep,
                             idempotency_key: IdempotencyKey = None) -> PredictionResponse:
+    # the key and its scope are checked before the body is parsed (parameter order)
     if body.cells is not None:
         volume = [c[0] for c in body.cells]
         hemoglobin = [c[1] for c in body.cells]
@@ -83,7 +86,7 @@ async def create_prediction(body: PredictionBody, response: Response, state: Sta
              summary="Predict hematocrit from one FCS file",
              description=f"Multipart upload of one FCS 2.0/3.0/3.1 file (field `file`). {NOTICE}")
 async def create_prediction_from_fcs(
-    response: Response, state: StateDep, principal: PrincipalDep,
+    response: Response, state: StateDep, principal: PredictScope,
     file: Annotated[UploadFile, File(description="One FCS file for one sample")],
     patient_id: Annotated[str | None, Form(max_length=128)] = None,
     sample_id: Annotated[str | None, Form(max_length=128)] = None,
@@ -132,22 +135,28 @@ def _check_count(n: int, limit: int, field: str) -> None:
 @router.get("/{prediction_id}", response_model=PredictionResponse, responses=_ERRORS,
             summary="Read one stored prediction")
 def get_prediction(prediction_id: str, conn: ConnectionDep,
-                   principal: PrincipalDep) -> PredictionResponse:
-    record = _load(conn, prediction_id)
-    record_audit(conn, principal=principal, action="read", resource="prediction",
-                 resource_id=prediction_id)
+                   principal: ReadScope) -> PredictionResponse:
+    record = _load(conn, prediction_id, principal)
+    record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant, action="read",
+                 resource="prediction", resource_id=prediction_id)
     return PredictionResponse.model_validate(rest_body(record))
 
 
 @router.get("", response_model=PredictionPage, responses=_ERRORS,
             summary="List predictions, newest first (filter by patient)")
-def list_predictions(conn: ConnectionDep, principal: PrincipalDep,
+def list_predictions(conn: ConnectionDep, principal: ReadScope,
                      patient_id: Annotated[str | None, Query(max_length=128)] = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50,
                      offset: Annotated[int, Query(ge=0)] = 0) -> PredictionPage:
-    records, total = load_page(conn, patient_id=patient_id, limit=limit, offset=offset)
-    record_audit(conn, principal=principal, action="list", resource="prediction",
-                 resource_id=None, detail=f"{len(records)} of {total}")
+    records, total = load_page(conn, tenant=principal.read_tenant, patient_id=patient_id,
+                               limit=limit, offset=offset)
+    # Which patient was searched goes to the audit table (internal, access-controlled),
+    # never to the logs.
+    detail = json.dumps({"patient_id": patient_id, "limit": limit, "offset": offset,
+                         "returned": len(records), "total": total})
+    record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant,
+                 action="search" if patient_id is not None else "list", resource="prediction",
+                 resource_id=None, detail=detail)
     return PredictionPage.model_validate({"items": [rest_body(r) for r in records],
                                           "total": total, "limit": limit, "offset": offset})
 
@@ -155,16 +164,17 @@ def list_predictions(conn: ConnectionDep, principal: PrincipalDep,
 @router.get("/{prediction_id}/fhir", responses=_ERRORS,
             summary="A stored prediction as a FHIR R4 Observation (LOINC 20570-8)")
 def get_prediction_fhir(prediction_id: str, request: Request, conn: ConnectionDep,
-                        principal: PrincipalDep) -> Response:
-    record = _load(conn, prediction_id)
-    record_audit(conn, principal=principal, action="fhir", resource="prediction",
-                 resource_id=prediction_id)
+                        principal: ReadScope) -> Response:
+    record = _load(conn, prediction_id, principal)
+    record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant, action="fhir",
+                 resource="prediction", resource_id=prediction_id)
     body = fhir.observation(record, str(request.base_url).rstrip("/"))
     return Response(json.dumps(body), media_type="application/fhir+json")
 
 
-def _load(conn: Any, prediction_id: str) -> Prediction:
-    record = load_prediction(conn, prediction_id)
+def _load(conn: Any, prediction_id: str, principal: Principal) -> Prediction:
+    """The prediction if the caller's tenant may read it; another tenant's is a plain 404."""
+    record = load_prediction(conn, prediction_id, tenant=principal.read_tenant)
     if record is None:
         raise ApiError(404, "not_found", f"prediction {prediction_id!r} does not exist",
                        "path.prediction_id")
