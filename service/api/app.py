@@ -14,8 +14,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.api.docs_guard import DocsGuardMiddleware
 from service.api.errors import install_error_handlers
-from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.api.middleware import (
+    BodyLimitMiddleware,
+    MetricsMiddleware,
+    SecurityHeadersMiddleware,
+)
 from service.api.routes import batches, health, model_card, predictions
 from service.components import build_components
 from service.jobs.runner import JobRunner
@@ -59,4 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)
+    app.add_middleware(DocsGuardMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every response, 413s too
     return app
