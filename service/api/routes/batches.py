@@ -20,7 +20,8 @@ from ingestion.sources import detect_format
 from service.api.dependencies import ConnectionDep, PredictScope, ReadScope, StateDep
 from service.api.errors import ApiError
 from service.api.idempotency import IdempotencyKey, request_digest
-from service.api.schemas import BatchCreated, BatchStatus, ErrorResponse
+from service.api.responses import BATCH_RESULTS, errors, replayed
+from service.api.schemas import BatchCreated, BatchStatus
 from service.db.audit import record_audit
 from service.db.engine import new_id
 from service.db.idempotency import IdempotencyRecord, replayed_id, save_idempotency
@@ -29,8 +30,9 @@ from service.prediction.mapper import csv_lines, error_row, result_row
 from service.tenancy import Principal
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422)}
+_CREATED = {**replayed(BatchCreated, "An idempotent retry: the job the first upload created"),
+            **errors(401, 403, 409, 413, 422, 503)}
+_READ = errors(401, 403, 404, 422, 503)
 
 
 def _links(job_id: str) -> dict[str, str]:
@@ -53,7 +55,7 @@ def _save_upload(source: BinaryIO, target: Path) -> str:
     return digest.hexdigest()
 
 
-@router.post("", response_model=BatchCreated, status_code=202, responses=_ERRORS,
+@router.post("", response_model=BatchCreated, status_code=202, responses=_CREATED,
              summary="Score a lab export (CSV, Parquet, Flow-RBC HDF5, or a zip of FCS files)",
              description="Multipart field `file`. Default CSV header: `patient_id,sample_id,"
                          "volume_fl,hemoglobin_pg`, one row per cell. Returns a job id at once; "
@@ -120,7 +122,7 @@ def _load(conn: ConnectionDep, job_id: str, principal: Principal) -> job_store.J
     return job
 
 
-@router.get("/{batch_id}", response_model=BatchStatus, responses=_ERRORS,
+@router.get("/{batch_id}", response_model=BatchStatus, responses=_READ,
             summary="Job status and progress")
 def get_batch(batch_id: str, conn: ConnectionDep, principal: ReadScope) -> BatchStatus:
     job = _load(conn, batch_id, principal)
@@ -132,7 +134,8 @@ def get_batch(batch_id: str, conn: ConnectionDep, principal: ReadScope) -> Batch
                        error=job.error, links=_links(job.id))
 
 
-@router.get("/{batch_id}/results", responses=_ERRORS,
+@router.get("/{batch_id}/results", response_class=Response,
+            responses={**BATCH_RESULTS, **_READ},
             summary="Per-sample results in upload order (CSV or JSON), streamed")
 def get_batch_results(batch_id: str, state: StateDep, conn: ConnectionDep,
                       principal: ReadScope,

@@ -7,12 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from service.api.dependencies import ReadScope, StateDep
+from service.api.responses import errors
 from service.prediction.notice import NOTICE
 
 router = APIRouter(prefix="/v1", tags=["model"])
 
 
-@router.get("/model", summary="The served model's card (synthetic-data, research-only notice)")
+@router.get("/model", responses=errors(401, 403),
+            summary="The served model's card (synthetic-data, research-only notice)")
 def model_card(state: StateDep, _principal: ReadScope) -> dict[str, Any]:
     card = dict(state.model.bundle.card)
     return {"notice": NOTICE, "provider": state.model.provider,

@@ -22,7 +22,8 @@ from service.api.dependencies import (
 )
 from service.api.errors import ApiError
 from service.api.idempotency import IdempotencyKey, request_digest
-from service.api.schemas import ErrorResponse, PredictionPage, PredictionResponse
+from service.api.responses import FHIR_OBSERVATION, FhirJSONResponse, errors, replayed
+from service.api.schemas import PredictionPage, PredictionResponse
 from service.db.audit import record_audit
 from service.db.predictions import get_prediction as load_prediction
 from service.db.predictions import list_predictions as load_page
@@ -33,8 +34,10 @@ from service.prediction.prediction import Prediction
 from service.tenancy import Principal
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 503)}
+_CREATED = {**replayed(PredictionResponse, "An idempotent retry: the prediction the first "
+                                           "request created, byte-identical"),
+            **errors(401, 403, 409, 413, 422, 503)}
+_READ = errors(401, 403, 404, 422, 503)
 _HCT, _RBC, _AGE = (LAB_BOUNDS[k] for k in ("measured_hematocrit_pct", "rbc_count_e12_per_l",
                                             "age_years"))
 
@@ -47,7 +50,7 @@ def _respond(response: Response, record: Prediction, created: bool) -> Predictio
     return PredictionResponse.model_validate(rest_body(record))
 
 
-@router.post("", response_model=PredictionResponse, status_code=201, responses=_ERRORS,
+@router.post("", response_model=PredictionResponse, status_code=201, responses=_CREATED,
              summary="Predict hematocrit from one sample's cells",
              description=f"Scores one sample with the bundled Deep Sets++ model and stores the "
                          f"result beside its clinical baselines. {NOTICE}",
@@ -82,7 +85,7 @@ async def create_prediction(principal: PredictScope, body: PredictionBody, respo
     return _respond(response, record, created)
 
 
-@router.post("/fcs", response_model=PredictionResponse, status_code=201, responses=_ERRORS,
+@router.post("/fcs", response_model=PredictionResponse, status_code=201, responses=_CREATED,
              summary="Predict hematocrit from one FCS file",
              description=f"Multipart upload of one FCS 2.0/3.0/3.1 file (field `file`). {NOTICE}")
 async def create_prediction_from_fcs(
@@ -132,7 +135,7 @@ def _check_count(n: int, limit: int, field: str) -> None:
                        "sample (HCT_MAX_CELLS)", f"body.{field}")
 
 
-@router.get("/{prediction_id}", response_model=PredictionResponse, responses=_ERRORS,
+@router.get("/{prediction_id}", response_model=PredictionResponse, responses=_READ,
             summary="Read one stored prediction")
 def get_prediction(prediction_id: str, conn: ConnectionDep,
                    principal: ReadScope) -> PredictionResponse:
@@ -142,7 +145,7 @@ def get_prediction(prediction_id: str, conn: ConnectionDep,
     return PredictionResponse.model_validate(rest_body(record))
 
 
-@router.get("", response_model=PredictionPage, responses=_ERRORS,
+@router.get("", response_model=PredictionPage, responses=errors(401, 403, 422, 503),
             summary="List predictions, newest first (filter by patient)")
 def list_predictions(conn: ConnectionDep, principal: ReadScope,
                      patient_id: Annotated[str | None, Query(max_length=128)] = None,
@@ -161,7 +164,9 @@ def list_predictions(conn: ConnectionDep, principal: ReadScope,
                                           "total": total, "limit": limit, "offset": offset})
 
 
-@router.get("/{prediction_id}/fhir", responses=_ERRORS,
+# response_class=Response: no implied application/json; what is sent is listed explicitly
+@router.get("/{prediction_id}/fhir", response_class=Response,
+            responses={**FHIR_OBSERVATION, **_READ},
             summary="A stored prediction as a FHIR R4 Observation (LOINC 20570-8)")
 def get_prediction_fhir(prediction_id: str, request: Request, conn: ConnectionDep,
                         principal: ReadScope) -> Response:
@@ -169,7 +174,7 @@ def get_prediction_fhir(prediction_id: str, request: Request, conn: ConnectionDe
     record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant, action="fhir",
                  resource="prediction", resource_id=prediction_id)
     body = fhir.observation(record, str(request.base_url).rstrip("/"))
-    return Response(json.dumps(body), media_type="application/fhir+json")
+    return FhirJSONResponse(json.dumps(body))
 
 
 def _load(conn: Any, prediction_id: str, principal: Principal) -> Prediction:
