@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-train-dev
 
-.PHONY: serve test lint install install-dev clean
+.PHONY: serve test lint install install-dev clean examples
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: install-dev
 test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Remake examples/ (sample.json, sample.fcs, export.csv) with the project's own commands.
+examples: install
+	HCT=$(BIN)/hct examples/make.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

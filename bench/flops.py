@@ -22,11 +22,11 @@ def flop_count(config: Any, set_size: int) -> dict[str, Any]:
     it is computed). One multiply-add = 2 FLOPs. Returns the per-cell and per-set parts.
     """
     h, f, k, layers = config.hidden, config.in_features, config.blocks, config.decoder_layers
-    norm = NORM_FLOPS_PER_ELEMENT * h if config.norm else 0
+    norm = NORM_FLOPS_PER_ELEMENT * h if config.norm not in (False, "none") else 0
     per_cell_matmul = 2 * f * h + k * 2 * (2 * h * h) + 2 * h * h
     # input standardise+mask 3F; per block: 2 biases, 2 norms, 2 ReLUs, skip add + mask;
     # encoder tail: out norm, ReLU, out bias, mask, pooling sum.
-    skip = 2 * h if config.residual else h
+    skip = 2 * h if config.residual not in (False, "none") else h
     per_cell_other = 3 * f + k * (2 * h + 2 * norm + 2 * h + skip) + (norm + 4 * h)
     per_set_matmul = layers * 2 * h * h + 2 * h
     per_set_other = layers * 2 * h + 1 + h + 2  # biases+ReLU, out bias, mean scale, de-standardise

@@ -59,13 +59,14 @@ def load_test_sets(path: Path, limit: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def random_model(config: Any, seed: int = 0) -> Any:
-    """A random-init DeepSetsPP with plausible normalisation buffers (see the constant)."""
+    """A random-init network (any architecture config) with plausible normalisation buffers
+    (see the constant)."""
     import torch
 
-    from model.deepsets import DeepSetsPP
+    from model.factory import build_network, describe
 
     torch.manual_seed(seed)
-    model = DeepSetsPP(config)
+    model = build_network(describe(config))
     n = RANDOM_INIT_NORMALISATION
     model.set_normalisation(torch.tensor(n["input_mean"]), torch.tensor(n["input_scale"]),
                             float(n["label_mean"]), float(n["label_scale"]))  # type: ignore[arg-type]
@@ -75,7 +76,8 @@ def random_model(config: Any, seed: int = 0) -> Any:
 def load_source(checkpoint: Path | None, bundle: Path | None, preset: str | None,
                 seed: int = 0) -> ModelSource:
     """Torch model from the checkpoint (or random init), ORT graph from the bundle if given."""
-    from model.deepsets import PRESETS, ModelConfig
+    from model.deepsets import PRESETS
+    from model.factory import network_config
 
     notes: list[str] = []
     onnx_path = None
@@ -85,8 +87,8 @@ def load_source(checkpoint: Path | None, bundle: Path | None, preset: str | None
 
         b = load_bundle(bundle)
         onnx_path = b.onnx_path
-        arch = {k: v for k, v in b.card.get("architecture", {}).items() if k != "name"}
-        bundle_config = ModelConfig(**arch) if arch else None
+        arch = b.card.get("architecture", {})
+        bundle_config = network_config(arch) if arch else None
         notes.append(f"ORT side: {b.onnx_path} (bundle {b.name} {b.version}, sha256 "
                      f"{b.sha256[:12]}).")
     if checkpoint is not None:

@@ -29,13 +29,16 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from bench.results_io import write_results
-from model.deepsets import DeepSetsPP, ModelConfig, plain_deepsets
+from model.deepsets import ModelConfig, plain_deepsets
+from model.factory import build_network, describe
 from model.runtime_tuning import tune_malloc
+from model.set_regressor import SetRegressor
 
 MU_RANGE = (-10.0, 10.0)
 SIGMA2_RANGE = (0.0, 10.0)
@@ -119,10 +122,11 @@ def model_configs(config: BenchConfig) -> dict[str, ModelConfig]:
     return {"Deep Sets++": pp, "Deep Sets (plain)": plain_deepsets(pp)}
 
 
-def _build(model_config: ModelConfig, train: NormalVarData, seed: int,
-           device: torch.device) -> DeepSetsPP:
-    torch.manual_seed(seed)  # same initial RNG state for both models
-    model = DeepSetsPP(model_config)
+def _build(model_config: Any, train: NormalVarData, seed: int,
+           device: torch.device) -> SetRegressor:
+    """Any architecture config (Deep Sets or Set Transformer family) through the factory."""
+    torch.manual_seed(seed)  # same initial RNG state for every model
+    model = build_network(describe(model_config))
     values = train.cells.reshape(-1).astype(np.float64)
     model.set_normalisation(torch.tensor([values.mean()]), torch.tensor([values.std()]),
                             float(train.targets.mean()), float(train.targets.std()))
@@ -130,7 +134,7 @@ def _build(model_config: ModelConfig, train: NormalVarData, seed: int,
 
 
 @torch.no_grad()
-def _predict(model: DeepSetsPP, cells: torch.Tensor, batch_size: int = 250) -> np.ndarray:
+def _predict(model: SetRegressor, cells: torch.Tensor, batch_size: int = 250) -> np.ndarray:
     """Predictions in raw label units (variance), `[N]`."""
     model.eval()
     out = []
@@ -142,7 +146,7 @@ def _predict(model: DeepSetsPP, cells: torch.Tensor, batch_size: int = 250) -> n
     return torch.cat(out).numpy()
 
 
-def train_and_test(name: str, model_config: ModelConfig, config: BenchConfig,
+def train_and_test(name: str, model_config: Any, config: BenchConfig,
                    train: NormalVarData, test: NormalVarData,
                    progress: bool = True) -> dict[str, object]:
     """Adam + MSE on standardised labels; test MSE in raw units. Stops after `epochs`, or at the

@@ -41,7 +41,8 @@ def summary_row(cs: CellSet) -> dict[str, object]:
         "rdw_cv_pct": round(idx.rdw_cv_pct, 1),
         "rdw_sd_fl": round(idx.rdw_sd_fl, 1),
         "hdw_g_dl": round(idx.hdw_g_dl, 2),
-        "measured_hct_pct": cs.lab.measured_hematocrit_pct,
+        "measured_hct_pct": (None if cs.lab.measured_hematocrit_pct is None
+                             else round(cs.lab.measured_hematocrit_pct, 2)),
     }
 
 

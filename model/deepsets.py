@@ -1,4 +1,5 @@
-"""Deep Sets++ (and plain Deep Sets for the ablation) for hematocrit from red-cell sets.
+"""Deep Sets++ (and plain Deep Sets, and every encoder variant of the paper's Tables 1-3) for
+hematocrit from red-cell sets.
 
 The module takes raw units — cells in fL / pg — and returns hematocrit in %: input
 standardisation and label de-standardisation are buffers, so the exported ONNX graph needs no
@@ -13,7 +14,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from model.layers import ResidualBlock, SetNorm, valid_mask
+from model.layers import ResidualBlock, apply_norm, check_variant, make_norm, valid_mask
+from model.set_regressor import SetRegressor
 
 Pooling = Literal["sum", "mean"]
 
@@ -27,15 +29,24 @@ class ModelConfig:
     blocks: int = 25  # K residual blocks; the paper's "50 layers" is K = 25 (2 layers each)
     decoder_layers: int = 3
     pooling: Pooling = "mean"
-    residual: bool = True  # False with norm=False gives plain Deep Sets
-    norm: bool = True
+    residual: str | bool = "equivariant"  # none | equivariant | mean | max (True = equivariant)
+    norm: str | bool = "set"  # none | layer | feature | set (True = set, False = none)
     reference_cells: int = 1  # mean pooling multiplies by this (1 = plain mean)
+    path: str = "clean"  # clean (pre-norm, DS++) | non-clean (post-norm, ResNet style)
+
+    def __post_init__(self) -> None:
+        # Cards and checkpoints written before the variants spell norm/residual as booleans.
+        if isinstance(self.norm, bool):
+            object.__setattr__(self, "norm", "set" if self.norm else "none")
+        if isinstance(self.residual, bool):
+            object.__setattr__(self, "residual", "equivariant" if self.residual else "none")
+        check_variant(str(self.norm), str(self.residual), self.path)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-class DeepSetsPP(nn.Module):
+class DeepSetsPP(SetRegressor):
     """Encoder of equivariant blocks, masked pooling, MLP decoder.
 
     `pooling="sum"` is the paper's choice; its output grows with the number of cells, so a sample
@@ -45,67 +56,37 @@ class DeepSetsPP(nn.Module):
     """
 
     def __init__(self, config: ModelConfig | None = None) -> None:
-        super().__init__()
-        self.config = config = config or ModelConfig()
+        config = config or ModelConfig()
+        super().__init__(config.in_features)
+        self.config = config
         h = config.hidden
         self.embed = nn.Linear(config.in_features, h, bias=False)
         self.blocks = nn.ModuleList(
-            ResidualBlock(h, norm=config.norm) for _ in range(config.blocks)
-        ) if config.residual else nn.ModuleList(
-            _PlainBlock(h) for _ in range(config.blocks)
-        )
-        self.out_norm = SetNorm(h) if config.norm else None
+            ResidualBlock(h, norm=str(config.norm), residual=str(config.residual),
+                          path=config.path) for _ in range(config.blocks))
+        # Pre-norm needs a last norm before the output layer; post-norm blocks end normalised.
+        self.out_norm = make_norm(str(config.norm), h) if config.path == "clean" else None
         self.out_fc = nn.Linear(h, h)
         layers: list[nn.Module] = []
         for _ in range(config.decoder_layers):
             layers += [nn.Linear(h, h), nn.ReLU()]
         layers.append(nn.Linear(h, 1))
         self.decoder = nn.Sequential(*layers)
-        self.register_buffer("input_mean", torch.zeros(config.in_features))
-        self.register_buffer("input_scale", torch.ones(config.in_features))
-        self.register_buffer("label_mean", torch.zeros(()))
-        self.register_buffer("label_scale", torch.ones(()))
-
-    def set_normalisation(self, input_mean: torch.Tensor, input_scale: torch.Tensor,
-                          label_mean: float, label_scale: float) -> None:
-        """Store training-set statistics in the module, so raw units go in and % comes out."""
-        self.input_mean.copy_(input_mean)
-        self.input_scale.copy_(input_scale)
-        self.label_mean.fill_(label_mean)
-        self.label_scale.fill_(label_scale)
 
     def forward_standardised(self, cells: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Prediction in standardised label units (what the loss sees), `[B]`."""
         # cells [B, S, F] raw fL/pg (F = 2), lengths [B]
         mask = valid_mask(lengths, cells.shape[1])  # [B, S, 1]
-        x = (cells - self.input_mean) / self.input_scale * mask  # [B, S, F]
-        x = self.embed(x)  # [B, S, H]
+        x = self.embed(self.standardise(cells, mask))  # [B, S, H]
         for block in self.blocks:
-            x = block(x, mask)
-        if self.out_norm is not None:
-            x = self.out_norm(x, mask)
+            x = block(x, mask)  # [B, S, H]
+        x = apply_norm(self.out_norm, x, mask)  # [B, S, H]
         x = self.out_fc(torch.relu(x)) * mask  # [B, S, H]
         pooled = x.sum(dim=1)  # [B, H]
         if self.config.pooling == "mean":
             n = mask.sum(dim=1).clamp(min=1.0)  # [B, 1]
             pooled = pooled * (self.config.reference_cells / n)
         return self.decoder(pooled).squeeze(-1)  # [B]
-
-    def forward(self, cells: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Hematocrit in %, `[B]`, from raw cells `[B, S, 2]` and valid lengths `[B]`."""
-        return self.forward_standardised(cells, lengths) * self.label_scale + self.label_mean
-
-
-class _PlainBlock(nn.Module):
-    """Two equivariant layers without skip connection (plain Deep Sets at the same depth)."""
-
-    def __init__(self, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(hidden, hidden)
-        self.fc2 = nn.Linear(hidden, hidden)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.fc2(torch.relu(self.fc1(torch.relu(x)))) * mask
 
 
 PRESETS: dict[str, ModelConfig] = {
@@ -117,4 +98,4 @@ PRESETS: dict[str, ModelConfig] = {
 
 def plain_deepsets(config: ModelConfig) -> ModelConfig:
     """The ablation: same depth and width, no set norm, no residual."""
-    return ModelConfig(**{**config.as_dict(), "residual": False, "norm": False})
+    return ModelConfig(**{**config.as_dict(), "residual": "none", "norm": "none"})

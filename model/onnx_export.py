@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from model.card import sha256_file
-from model.deepsets import DeepSetsPP
+from model.set_regressor import SetRegressor
 
 __all__ = ["ParityError", "export_onnx", "max_parity_error", "parity_batch", "sha256_file"]
 
@@ -43,7 +43,7 @@ def parity_batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return cells, lengths
 
 
-def max_parity_error(model: DeepSetsPP, onnx_path: str | Path) -> float:
+def max_parity_error(model: SetRegressor, onnx_path: str | Path) -> float:
     """Max |torch − onnxruntime| over a mixed-length batch and a batch of one."""
     import onnxruntime as ort
 
@@ -59,7 +59,7 @@ def max_parity_error(model: DeepSetsPP, onnx_path: str | Path) -> float:
     return worst
 
 
-def export_onnx(model: DeepSetsPP, path: str | Path,
+def export_onnx(model: SetRegressor, path: str | Path,
                 tolerance: float = PARITY_TOLERANCE) -> float:
     """Export to `path` only if parity holds; returns the measured max abs difference."""
     path = Path(path)

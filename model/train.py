@@ -1,5 +1,6 @@
-"""Training loop for Deep Sets++: Adam + MSE (the paper's settings), fresh random cell subsets
-every epoch, validation-based early stopping, checkpoint and resume, CSV log and loss curve.
+"""Training loop for every set network (Deep Sets, DS++, Set Transformer, ST++): Adam + MSE
+(the paper's settings), fresh random cell subsets every epoch, validation-based early stopping,
+checkpoint and resume, CSV log and loss curve.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -15,8 +17,10 @@ import numpy as np
 import torch
 
 from model.data import SetData, load_split, normalisation_stats, random_subsets, train_val_split
-from model.deepsets import PRESETS, DeepSetsPP, ModelConfig
+from model.deepsets import PRESETS
+from model.factory import ArchConfig, build_network, canonical_name, network_config, preset
 from model.runtime_tuning import tune_malloc
+from model.set_regressor import SetRegressor
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class TrainConfig:
     """Optimisation settings; `TRAIN_PRESETS` pairs them with a model preset."""
 
     preset: str = "cpu"
-    model: ModelConfig = field(default_factory=lambda: PRESETS["cpu"])
+    model: ArchConfig = field(default_factory=lambda: PRESETS["cpu"])
     set_size: int = 256  # cells per set during training (fresh subset each epoch)
     eval_set_size: int = 1000  # cells per set for validation (all a sample usually has)
     batch_size: int = 64
@@ -35,6 +39,7 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None  # use only the first N training sets (smoke runs)
     max_minutes: float | None = None  # wall-clock budget; stops after the epoch that crosses it
+    arch: str = "deepsets_pp"  # a model.factory name; `model` holds its hyper-parameters
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -51,6 +56,13 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 }
 
 
+def train_preset(arch: str, size: str) -> TrainConfig:
+    """The optimisation preset `size` with the family `arch` at that preset's depth and width."""
+    if size not in TRAIN_PRESETS:
+        raise ValueError(f"preset = {size!r}: expected one of {sorted(TRAIN_PRESETS)}")
+    return replace(TRAIN_PRESETS[size], arch=canonical_name(arch), model=preset(arch, size))
+
+
 @dataclass
 class EpochRecord:
     epoch: int
@@ -64,10 +76,10 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def build_model(config: TrainConfig, train: SetData) -> DeepSetsPP:
+def build_model(config: TrainConfig, train: SetData) -> SetRegressor:
     """A fresh model with the training split's normalisation stored in its buffers."""
     torch.manual_seed(config.seed)
-    model = DeepSetsPP(config.model)
+    model = build_network({"name": config.arch, **config.model.as_dict()})
     stats = normalisation_stats(train)
     model.set_normalisation(torch.tensor(stats["input_mean"], dtype=torch.float32),
                             torch.tensor(stats["input_scale"], dtype=torch.float32),
@@ -76,9 +88,11 @@ def build_model(config: TrainConfig, train: SetData) -> DeepSetsPP:
 
 
 @torch.no_grad()
-def predict(model: DeepSetsPP, cells: np.ndarray, *, batch_size: int = 64,
-            set_size: int | None = None, seed: int = 12345) -> np.ndarray:
-    """Hematocrit % for full sets `cells [N, C, 2]`; `set_size` < C uses a seeded subset."""
+def predict(model: SetRegressor, cells: np.ndarray, *, batch_size: int = 64,
+            set_size: int | None = None, seed: int = 12345,
+            progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Hematocrit % for full sets `cells [N, C, 2]`; `set_size` < C uses a seeded subset.
+    `progress(n)` is called after each batch of n sets."""
     model.eval()
     device = next(model.parameters()).device
     rng = np.random.default_rng(seed)
@@ -91,6 +105,8 @@ def predict(model: DeepSetsPP, cells: np.ndarray, *, batch_size: int = 64,
         lengths = torch.full((x.shape[0],), x.shape[1], device=device)
         with _autocast(device):
             out[lo : lo + x.shape[0]] = model(x, lengths).float().cpu().numpy()
+        if progress is not None:
+            progress(x.shape[0])
     return out
 
 
@@ -155,7 +171,7 @@ def train(data_path: str | Path, run_dir: str | Path, config: TrainConfig, *,
     return history
 
 
-def _train_epoch(model: DeepSetsPP, optimiser: torch.optim.Optimizer, data: SetData,
+def _train_epoch(model: SetRegressor, optimiser: torch.optim.Optimizer, data: SetData,
                  config: TrainConfig, epoch: int, device: torch.device, label_mean: float,
                  label_scale: float, progress: bool) -> float:
     """One pass over the training sets; the epoch number seeds order and cell subsets, so a
@@ -189,28 +205,22 @@ def _train_epoch(model: DeepSetsPP, optimiser: torch.optim.Optimizer, data: SetD
 
 
 class _ProgressBar:
-    """A one-line stderr bar with loss and ETA; no dependency, quiet when not a terminal."""
+    """The epoch's bar: `model.progress` (rich: rate, ETA, loss; quiet when not a terminal)."""
 
     def __init__(self, total: int, label: str) -> None:
-        import sys
+        from model.progress import progress_bar
 
-        self.total, self.label, self.start = total, label, time.monotonic()
-        self.stream = sys.stderr
-        self.live = self.stream.isatty()
+        self._context = progress_bar(total, label, unit="batches")
+        self._bar = self._context.__enter__()
+        self._done = 0
 
     def update(self, done: int, text: str) -> None:
-        if not self.live:
-            return
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / done * (self.total - done)
-        filled = int(30 * done / self.total)
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] "
-                          f"{done}/{self.total} {text} ETA {eta:4.0f}s")
-        self.stream.flush()
+        self._bar.advance(done - self._done)
+        self._bar.note(text)
+        self._done = done
 
     def close(self) -> None:
-        if self.live:
-            self.stream.write("\n")
+        self._context.__exit__(None, None, None)
 
 
 def _write_history(run_dir: Path, history: list[EpochRecord]) -> None:
@@ -223,11 +233,14 @@ def _write_history(run_dir: Path, history: list[EpochRecord]) -> None:
     loss_curve(history, run_dir / "loss_curve.png")
 
 
-def load_trained(path: str | Path) -> tuple[DeepSetsPP, TrainConfig]:
-    """A model and its training config from `best.pt`."""
+def load_trained(path: str | Path) -> tuple[SetRegressor, TrainConfig]:
+    """A model and its training config from `best.pt` (any architecture; checkpoints written
+    before `arch` existed are Deep Sets++)."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     raw = dict(state["config"])
-    config = replace(TrainConfig(), **{**raw, "model": ModelConfig(**raw["model"])})
-    model = DeepSetsPP(config.model)
+    arch = canonical_name(str(raw.get("arch", "deepsets_pp")))
+    model_config = network_config({"name": arch, **raw["model"]})
+    config = replace(TrainConfig(), **{**raw, "arch": arch, "model": model_config})
+    model = build_network({"name": arch, **model_config.as_dict()})
     model.load_state_dict(state["model"])
     return model.eval(), config

@@ -32,20 +32,24 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
 ) -> None:
     """Read a file and print a per-sample summary (cells, MCV, MCH, MCHC, RDW, HDW)."""
+    from ingestion.error_summary import error_lines
     from ingestion.errors import IngestionError
     from ingestion.summary import summarise, write_json_lines, write_table
 
     try:
         summary = summarise(file, min_cells=min_cells, limit=limit)
     except IngestionError as exc:
-        typer.echo(f"error: {file}: {exc.message}", err=True)
+        _say_error(file, exc.message)
         raise typer.Exit(1) from None
     if as_json:
         write_json_lines(summary, sys.stdout)
     else:
         write_table(summary, sys.stdout)
-    for err in summary.errors:
-        typer.echo(f"error: {err.location}: {err.message}", err=True)
+    for location, message in error_lines(summary.errors):
+        if location:
+            _say_error(file if location == "file" else location, message)
+        else:
+            typer.echo(message, err=True)
     if summary.errors or not summary.rows:
         raise typer.Exit(1)
 
@@ -69,9 +73,26 @@ def serve(
         get_settings.cache_clear()
     settings = get_settings()
     configure_logging(settings.log_level)
-    uvicorn.run("service.api.app:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=settings.workers,
+    host, port = host or settings.host, port or settings.port
+    _check_port_free(host, port)  # uvicorn binds after start-up work: fail before it, not after
+    uvicorn.run("service.api.app:create_app", factory=True, host=host,
+                port=port, workers=settings.workers,
                 log_level=settings.log_level, access_log=False, proxy_headers=True)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind the address the way uvicorn will (SO_REUSEADDR) and let it go; in use: exit 1."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            _say_error(f"{host}:{port}", f"cannot listen there ({exc.strerror or exc}); set "
+                       "HCT_PORT or --port to a free port")
+            raise typer.Exit(1) from None
 
 
 @app.command()
@@ -88,7 +109,35 @@ def worker(
     run_worker(settings, once=once)
 
 
-@app.command()
+# `hct score` exit codes (also in the README): every sample scored; some samples failed (their
+# error rows are in the output beside the scored ones); nothing scored (a file-level error, an
+# empty file, or every sample failed); 2 is a usage error (typer's own).
+EXIT_ALL_SCORED, EXIT_NOTHING_SCORED, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
+
+
+def _say_error(location: object, message: str) -> None:
+    """`error: <where>: <what>` once, even when the message already starts with where."""
+    where = str(location)
+    for prefix in (where, Path(where).name):
+        if prefix and message.startswith(f"{prefix}: "):
+            message = message[len(prefix) + 2:]
+            break
+    typer.echo(f"error: {where}: {message}", err=True)
+
+
+def _output_path(path: Path, *, is_dir: bool = False) -> Path:
+    """Create the folders an output needs; an unwritable place is one clear error, exit 1."""
+    try:
+        (path if is_dir else path.parent).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _say_error(path, f"cannot create {'it' if is_dir else 'its folder'} ({exc.strerror})")
+        raise typer.Exit(1) from None
+    return path
+
+
+@app.command(epilog="Exit codes: 0 every sample scored; 3 some samples failed (error rows in the "
+             "output, scored rows kept); 1 nothing scored (file-level error, empty file, or "
+             "every sample failed); 2 usage error.")
 def score(
     export: Annotated[Path, typer.Argument(help="CSV/Parquet export, Flow-RBC HDF5, FCS or zip")],
     out: Annotated[Path, typer.Option(help="Results CSV")] = Path("results.csv"),
@@ -98,12 +147,22 @@ def score(
     from service.offline.local import score_file
     from service.settings import get_settings
 
+    _output_path(out)
     try:
         done, errors = score_file(export, out, get_settings())
     except IngestionError as exc:
-        typer.echo(f"error: {export}: {exc.message}", err=True)
-        raise typer.Exit(1) from None
+        _say_error(export, exc.message)
+        if out.exists():
+            typer.echo(f"rows read before the error were kept in {out}", err=True)
+        raise typer.Exit(EXIT_NOTHING_SCORED) from None
+    except OSError as exc:
+        _say_error(exc.filename or out, exc.strerror or str(exc))
+        raise typer.Exit(EXIT_NOTHING_SCORED) from None
     typer.echo(f"{done} samples scored, {errors} errors -> {out}")
+    if done == 0:
+        raise typer.Exit(EXIT_NOTHING_SCORED)
+    if errors:
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
@@ -127,10 +186,24 @@ def train(
     data: Annotated[Path, typer.Option(help="Flow-RBC HDF5 (train split used)")],
     run_dir: Annotated[Path, typer.Option(help="Checkpoints, history.csv, loss curve")] = Path(
         "runs/cpu"),
-    preset: Annotated[str, typer.Option(help="cpu | paper | tiny")] = "cpu",
+    arch: Annotated[str, typer.Option(
+        help="deepsets | deepsets_pp | set_transformer | set_transformer_pp")] = "deepsets_pp",
+    preset: Annotated[str, typer.Option(help="cpu | paper | tiny (size per family)")] = "cpu",
     epochs: Annotated[int | None, typer.Option(help="Override the preset's epochs")] = None,
     lr: Annotated[float | None, typer.Option(help="Override the preset's learning rate")] = None,
-    pooling: Annotated[str | None, typer.Option(help="mean (stable) | sum (paper)")] = None,
+    pooling: Annotated[str | None, typer.Option(
+        help="Deep Sets: mean (stable) | sum (paper); Set Transformer: pma | mean")] = None,
+    norm: Annotated[str | None, typer.Option(help="none | layer | feature | set")] = None,
+    residual: Annotated[str | None, typer.Option(
+        help="none | equivariant | mean | max")] = None,
+    path: Annotated[str | None, typer.Option(
+        help="clean (pre-norm) | non-clean (post-norm)")] = None,
+    blocks: Annotated[int | None, typer.Option(
+        help="Encoder depth: residual blocks (Deep Sets) or attention blocks")] = None,
+    hidden: Annotated[int | None, typer.Option(help="Width")] = None,
+    heads: Annotated[int | None, typer.Option(help="Attention heads (Set Transformer)")] = None,
+    inducing: Annotated[int | None, typer.Option(
+        help="Inducing points per ISAB block; 0 = full self-attention (Set Transformer)")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Wall-clock budget")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N training sets")] = None,
     seed: Annotated[int, typer.Option(help="Seed for init, split, order and subsets")] = 0,
@@ -138,22 +211,28 @@ def train(
     threads: Annotated[int | None, typer.Option(
         help="torch CPU threads (1 is faster on a busy machine: idle threads spin)")] = None,
 ) -> None:
-    """Train Deep Sets++ (torch; CUDA with bf16 autocast when present, else CPU)."""
+    """Train a set network (torch; CUDA with bf16 autocast when present, else CPU)."""
     from dataclasses import replace
 
     import torch
 
-    from model.deepsets import ModelConfig
-    from model.train import TRAIN_PRESETS
+    from model.factory import network_config
     from model.train import train as run_training
+    from model.train import train_preset
 
-    if preset not in TRAIN_PRESETS:
-        typer.echo(f"error: preset = {preset!r}: expected one of {sorted(TRAIN_PRESETS)}",
-                   err=True)
-        raise typer.Exit(2)
-    config = TRAIN_PRESETS[preset]
-    model = config.model if pooling is None else ModelConfig(
-        **{**config.model.as_dict(), "pooling": pooling})
+    knobs = {"pooling": pooling, "norm": norm, "residual": residual, "path": path,
+             "blocks": blocks, "hidden": hidden, "heads": heads, "inducing": inducing}
+    try:
+        config = train_preset(arch, preset)
+        fields = config.model.as_dict()
+        unknown = [k for k, v in knobs.items() if v is not None and k not in fields]
+        if unknown:
+            raise ValueError(f"--{unknown[0]} does not apply to --arch {config.arch}")
+        model = network_config({"name": config.arch, **fields,
+                                **{k: v for k, v in knobs.items() if v is not None}})
+    except (ValueError, TypeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     overrides = {k: v for k, v in {"epochs": epochs, "lr": lr, "max_minutes": max_minutes,
                                    "limit": limit}.items() if v is not None}
     config = replace(config, model=model, seed=seed, **overrides)
@@ -161,8 +240,8 @@ def train(
         torch.set_num_threads(threads)
     history = run_training(data, run_dir, config, resume=resume)
     best = min(history, key=lambda r: r.val_mse)
-    typer.echo(f"best validation MSE {best.val_mse:.3f} at epoch {best.epoch} -> "
-               f"{run_dir}/best.pt")
+    typer.echo(f"{config.arch} ({config.preset}): best validation MSE {best.val_mse:.3f} at "
+               f"epoch {best.epoch} -> {run_dir}/best.pt")
 
 
 @app.command()
@@ -171,7 +250,7 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="Flow-RBC HDF5 with a test split")],
     baselines_json: Annotated[Path, typer.Option("--baselines", help="baselines.json")],
     out_dir: Annotated[Path, typer.Option(help="report.md, report.json, PNG plots")] = Path(
-        "reports/eval"),
+        "runs/eval"),
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples")] = 1000,
 ) -> None:
     """Evaluate a checkpoint on the test split against every baseline and the oracle floor."""
@@ -181,13 +260,15 @@ def evaluate(
     from model.evaluate import evaluate as run_evaluation
     from model.train import load_trained
 
+    _output_path(out_dir, is_dir=True)
     model, config = load_trained(checkpoint)
     if torch.cuda.is_available():  # the test split at 1,000 cells is slow on a CPU
         model = model.to("cuda")
     baselines = BaselineSet.from_json(baselines_json.read_text())
-    report = run_evaluation(model, data, baselines, out_dir, n_boot=n_boot)
+    report = run_evaluation(model, data, baselines, out_dir, n_boot=n_boot, name=config.arch)
     typer.echo((out_dir / "report.md").read_text())
-    typer.echo(f"-> {out_dir} (preset {config.preset}, {report['n_test']} test patients)")
+    typer.echo(f"-> {out_dir} ({config.arch}, preset {config.preset}, {report['n_test']} test "
+               "patients)")
 
 
 @app.command("export")
@@ -196,8 +277,13 @@ def export_bundle(
     baselines_json: Annotated[Path, typer.Option("--baselines", help="baselines.json")],
     report: Annotated[Path, typer.Option(help="report.json from hct evaluate")],
     data: Annotated[Path, typer.Option(help="The cohort it was trained on (for the card)")],
-    out: Annotated[Path, typer.Option(help="Bundle directory")] = Path("models/default"),
-    version: Annotated[str, typer.Option(help="Model version for the card")] = "0.1.0",
+    out: Annotated[Path, typer.Option(help="Bundle directory (HCT_MODEL_DIR serves it)")] = Path(
+        "runs/model"),
+    version: Annotated[str | None, typer.Option(
+        help="Model version for the card (default: dev-<date>-<checkpoint sha256[:8]>)")] = None,
+    force: Annotated[bool, typer.Option(
+        help="Replace a bundle already in --out (the shipped one, models/default, included)")]
+    = False,
     cells_per_set: Annotated[int, typer.Option(help="Cells the service feeds per sample")] = 1000,
     reproduce: Annotated[list[str] | None, typer.Option(
         help="Commands that reproduce this bundle (repeat the option)")] = None,
@@ -205,29 +291,39 @@ def export_bundle(
     """Export to ONNX (parity-checked) and write the bundle's card.json."""
     import json
 
-    from ingestion.flowrbc import FlowRBCFile
     from model.baselines import BaselineSet
-    from model.export import write_bundle
+    from model.export import training_section, write_bundle
     from model.onnx_export import ParityError
     from model.train import load_trained
 
+    if (out / "model.onnx").exists() or (out / "card.json").exists():
+        if not force:
+            _say_error(out, "a model bundle is already there: pass another --out, or --force "
+                       "to replace it")
+            raise typer.Exit(1)
+    version = version or _derived_version(checkpoint)
+    _output_path(out, is_dir=True)
     model, config = load_trained(checkpoint)
-    with FlowRBCFile.open(data) as f:
-        cohort = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in f.attrs.items()}
-        sizes = {s: int(f.data(s).shape[0]) for s in f.splits}
     metrics = json.loads(report.read_text())
-    training = {"preset": config.preset, "config": config.as_dict(),
-                "data": {"file": data.name, "sets": sizes, "cohort": cohort,
-                         "synthetic": True}}
     try:
         card = write_bundle(model, out, baselines=BaselineSet.from_json(
             baselines_json.read_text()), version=version, cells_per_set=cells_per_set,
-            training=training, metrics=metrics, reproduce=reproduce or [])
+            training=training_section(config, data), metrics=metrics,
+            reproduce=reproduce or [], architecture=config.arch)
     except ParityError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"{out}/model.onnx sha256 {card['onnx_sha256']} (parity "
+    typer.echo(f"{out}/model.onnx sha256 {card['onnx_sha256']} version {version} (parity "
                f"{card['training']['onnx_parity_max_abs_diff']:.2e})")
+
+
+def _derived_version(checkpoint: Path) -> str:
+    """A version no earlier bundle has: the day and the checkpoint's own hash."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:8]
+    return f"dev-{datetime.now(UTC):%Y%m%d}-{digest}"
 
 
 @app.command()
@@ -243,22 +339,29 @@ def simulate(
     export_fcs: Annotated[Path | None, typer.Option(
         help="Also write the first --fcs-patients as one FCS file each into this folder")] = None,
     fcs_patients: Annotated[int, typer.Option(help="Patients written as FCS files")] = 5,
+    export_json: Annotated[Path | None, typer.Option(
+        help="Also write the first patient as a POST /v1/predictions JSON body")] = None,
 ) -> None:
     """Generate a synthetic red-cell cohort (mechanistic model; synthetic, not patient data)."""
-    from rich.console import Console
-    from rich.progress import Progress
-
     from ingestion.synthetic.cohort import simulate_cohort
     from ingestion.synthetic.export import export_fcs as write_fcs_files
     from ingestion.synthetic.export import export_long
+    from model.progress import progress_bar
 
     if patients < 1 or cells < 2 or not 0.0 <= test_fraction < 1.0:
         typer.echo("error: need --patients >= 1, --cells >= 2, 0 <= --test-fraction < 1", err=True)
         raise typer.Exit(1)
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("simulating", total=patients)
-        summary = simulate_cohort(out, patients, cells, seed=seed, test_fraction=test_fraction,
-                                  progress=lambda n: bar.advance(task, n))
+    _output_path(out)
+    for extra, is_dir in ((export_csv, False), (export_fcs, True), (export_json, False)):
+        if extra is not None:
+            _output_path(extra, is_dir=is_dir)
+    try:
+        with progress_bar(patients, "simulating", unit="patients") as bar:
+            summary = simulate_cohort(out, patients, cells, seed=seed,
+                                      test_fraction=test_fraction, progress=bar.advance)
+    except OSError as exc:
+        _say_error(out, f"cannot write it ({exc.strerror or exc})")
+        raise typer.Exit(1) from None
     typer.echo(f"{summary.n_train} train + {summary.n_test} test patients x {cells} cells -> "
                f"{out} in {summary.seconds:.1f} s ({summary.patients_per_second:.0f} patients/s); "
                f"Hct {summary.label_mean:.1f} ± {summary.label_sd:.1f} %, "
@@ -269,13 +372,18 @@ def simulate(
     if export_fcs is not None:
         files = write_fcs_files(out, export_fcs, fcs_patients)
         typer.echo(f"{len(files)} FCS files -> {export_fcs}")
+    if export_json is not None:
+        from ingestion.synthetic.json_body import export_json_body
+
+        body = export_json_body(out, export_json)
+        typer.echo(f"request body of patient {body['patient_id']} -> {export_json}")
 
 
 @app.command()
 def baselines(
     data: Annotated[Path, typer.Option(help="Flow-RBC HDF5 with train and test splits")],
     out_dir: Annotated[Path, typer.Option(help="Writes baselines.json, report.json, report.md")]
-    = Path("reports/baselines"),
+    = Path("runs/baselines"),
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95 % CIs")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
 ) -> None:
@@ -283,6 +391,7 @@ def baselines(
     from ingestion.errors import IngestionError
     from model.baseline_report import evaluate_baselines
 
+    _output_path(out_dir, is_dir=True)
     try:
         report = evaluate_baselines(data, out_dir, n_boot=n_boot, seed=seed)
     except (IngestionError, ValueError) as exc:
@@ -290,6 +399,40 @@ def baselines(
         raise typer.Exit(1) from None
     typer.echo(report.to_markdown())
     typer.echo(f"-> {out_dir}/report.md, report.json, baselines.json")
+
+
+@app.command()
+def calibrate(
+    bundle: Annotated[Path, typer.Option(help="Model bundle directory (card.json, model.onnx)")],
+    data: Annotated[Path, typer.Option(
+        help="Flow-RBC HDF5 of patients the model never trained on (e.g. hct simulate --seed "
+        "7001)")],
+    level: Annotated[float, typer.Option(help="Prediction-interval level")] = 0.9,
+    band_level: Annotated[float, typer.Option(
+        help="Coverage floor per measured-hematocrit band")] = 0.88,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N patients")] = None,
+) -> None:
+    """Fit the interval, quality thresholds and monitoring reference into the bundle's card."""
+    from ingestion.errors import IngestionError
+    from model.trust_calibration import calibrate_bundle
+
+    command = (f"hct calibrate --bundle {bundle} --data {data} --level {level} "
+               f"--band-level {band_level}" + (f" --limit {limit}" if limit else ""))
+    try:
+        out = calibrate_bundle(bundle, data, level=level, band_level=band_level, limit=limit,
+                               reproduce=command)
+    except IngestionError as exc:
+        typer.echo(f"error: {data}: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    conf, qual = out["conformal"], out["quality"]
+    typer.echo(f"{out['n']} calibration patients, MSE {out['mse']:.2f}; interval radii by "
+               f"band {[round(r, 2) for r in conf['radii']]}, calibration coverage "
+               f"{conf['calibration_coverage']:.3f}, mean width "
+               f"{conf['calibration_mean_width']:.2f}; quality warn/withhold distance "
+               f"{qual['warn_distance']:.2f}/{qual['withheld_distance']:.2f} -> {bundle}/card.json")
 
 
 if __name__ == "__main__":  # `python -m service.cli …` behaves like the `hct` script

@@ -16,7 +16,9 @@ from ingestion.cells import CellSet
 from service import metrics
 from service.db.engine import make_engine
 from service.db.migrate import upgrade
+from service.db.writer import PredictionWriter
 from service.online import OnlinePredictions, online_model
+from service.prediction import hl7
 from service.prediction.predictor import Predictor
 from service.runtime.bundle import load_bundle
 from service.runtime.onnx_model import OnnxModel
@@ -44,6 +46,7 @@ class Components:
     model: OnnxModel  # default threading: batch jobs
     predictor: Predictor
     online: OnlinePredictions
+    writer: PredictionWriter
     online_model: OnnxModel  # what the micro-batcher calls (may differ in threads from `model`)
     model_workers: int
     model_check: ModelCheck
@@ -70,10 +73,19 @@ def open_database(settings: Settings) -> Engine:
     return engine
 
 
-def build_offline(settings: Settings) -> tuple[Engine, Predictor]:
-    """What a job worker needs: the database and a predictor on the default session."""
+def make_writer(settings: Settings) -> PredictionWriter:
+    """The one writer, queueing HL7 messages too when a LIS is configured."""
+    if not settings.hl7_mllp_host:
+        return PredictionWriter()
+    return PredictionWriter(hl7_processing_id=hl7.processing_id(settings),
+                            hl7_tenants=frozenset(settings.hl7_mllp_tenants) or None)
+
+
+def build_offline(settings: Settings) -> tuple[Engine, Predictor, PredictionWriter]:
+    """What a job worker needs: the database, a predictor on the default session, the writer."""
     model = load_model(settings)
-    return open_database(settings), Predictor.for_model(model, settings.set_size)
+    return (open_database(settings), Predictor.for_model(model, settings.set_size),
+            make_writer(settings))
 
 
 def check_model(predictor: Predictor) -> ModelCheck:
@@ -103,6 +115,9 @@ def build_components(settings: Settings) -> Components:
     if not check.ok:
         log.error("start-up inference failed: %s", check.error)
     engine = open_database(settings)
+    writer = make_writer(settings)
     return Components(settings=settings, engine=engine, model=model, predictor=predictor,
-                      online=OnlinePredictions(online_predictor, engine, settings, workers),
-                      online_model=online, model_workers=workers, model_check=check)
+                      online=OnlinePredictions(online_predictor, engine, writer, settings,
+                                               workers),
+                      writer=writer, online_model=online, model_workers=workers,
+                      model_check=check)

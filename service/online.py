@@ -24,7 +24,7 @@ from service import metrics
 from service.db.audit import AuditEntry, record_audit
 from service.db.idempotency import IdempotencyRecord, replayed_id
 from service.db.predictions import get_prediction
-from service.db.writer import write_predictions
+from service.db.writer import PredictionWriter
 from service.prediction.prediction import Prediction
 from service.prediction.predictor import ModelBatch, Predictor
 from service.runtime.batcher import MicroBatcher
@@ -79,10 +79,11 @@ def online_model(model: OnnxModel, settings: Settings) -> tuple[OnnxModel, int]:
 class OnlinePredictions:
     """Single requests in, stored predictions out, through the micro-batcher."""
 
-    def __init__(self, predictor: Predictor, engine: Engine, settings: Settings,
-                 workers: int) -> None:
+    def __init__(self, predictor: Predictor, engine: Engine, writer: PredictionWriter,
+                 settings: Settings, workers: int) -> None:
         self.predictor = predictor
         self.engine = engine
+        self.writer = writer
         self.batcher = MicroBatcher(self._run_model, then=self._store_batch,
                                     max_batch_size=settings.max_batch_size,
                                     max_delay_ms=settings.max_queue_delay_ms,
@@ -135,7 +136,7 @@ class OnlinePredictions:
                                             tenants=[r.principal.tenant for r in requests])
         try:
             with self.engine.begin() as conn:
-                _write(conn, requests, predictions)
+                self._write(conn, requests, predictions)
             results: list[Stored | Exception] = [(p, True) for p in predictions]
         except IntegrityError:
             results = [self._store_one(r, p) for r, p in zip(requests, predictions, strict=True)]
@@ -144,10 +145,21 @@ class OnlinePredictions:
                 metrics.PREDICTIONS_STORED.labels(result[0].source).inc()
         return results
 
+    def _write(self, conn: Connection, requests: Sequence[OnlineRequest],
+               predictions: Sequence[Prediction]) -> None:
+        pairs = list(zip(requests, predictions, strict=True))
+        self.writer.write(
+            conn, predictions,
+            keys=[IdempotencyRecord(r.principal.tenant, r.principal.fingerprint, r.key,
+                                    r.digest, "prediction", p.id)
+                  for r, p in pairs if r.key is not None],
+            audits=[AuditEntry(r.principal.fingerprint, "create", "prediction", p.id,
+                               tenant=r.principal.tenant) for r, p in pairs])
+
     def _store_one(self, request: OnlineRequest, prediction: Prediction) -> Stored | Exception:
         try:
             with self.engine.begin() as conn:
-                _write(conn, [request], [prediction])
+                self._write(conn, [request], [prediction])
             return prediction, True
         except IntegrityError as exc:
             try:
@@ -155,15 +167,3 @@ class OnlinePredictions:
             except Exception as replay_error:  # the key was reused for another request
                 return replay_error
             return exc if stored is None else (stored, False)
-
-
-def _write(conn: Connection, requests: Sequence[OnlineRequest],
-           predictions: Sequence[Prediction]) -> None:
-    pairs = list(zip(requests, predictions, strict=True))
-    write_predictions(
-        conn, predictions,
-        keys=[IdempotencyRecord(r.principal.tenant, r.principal.fingerprint, r.key, r.digest,
-                                "prediction", p.id)
-              for r, p in pairs if r.key is not None],
-        audits=[AuditEntry(r.principal.fingerprint, "create", "prediction", p.id,
-                           tenant=r.principal.tenant) for r, p in pairs])

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(60.0, gt=0)
     job_chunk_size: int = Field(64, ge=1)
     run_jobs: bool = True  # this process also works on batch jobs
+    # HL7 v2 ORU^R01 delivery to a LIS over MLLP; off unless a host is set (service/delivery/).
+    hl7_mllp_host: str | None = None
+    hl7_mllp_port: int = Field(2575, ge=1, le=65535)
+    hl7_mllp_max_attempts: int = Field(10, ge=1)  # then the message is marked failed
+    # Whose predictions go to that LIS (one link per deployment); empty: every tenant's, which
+    # is refused when the keys name more than one tenant (one lab's LIS, another's patients).
+    hl7_mllp_tenants: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -71,6 +78,13 @@ class Settings(BaseSettings):
             # commas or newlines (a compose secret file holds one entry a line)
             return [k.strip().lower() for k in value.replace("\n", ",").split(",")
                     if k.strip()]
+        return value
+
+    @field_validator("hl7_mllp_tenants", mode="before")
+    @classmethod
+    def _split_tenants(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [t.strip().lower() for t in value.split(",") if t.strip()]
         return value
 
     @field_validator("api_keys")
@@ -96,6 +110,16 @@ class Settings(BaseSettings):
         if self.database_password is not None and url.password is None and url.username:
             url = url.set(password=self.database_password.get_secret_value())
         return url.render_as_string(hide_password=False)
+
+    @model_validator(mode="after")
+    def _one_lis_per_tenant_set(self) -> Settings:
+        tenants = {e.tenant for e in self.key_entries}
+        if self.hl7_mllp_host and not self.hl7_mllp_tenants and len(tenants) > 1:
+            raise ValueError(
+                f"HCT_HL7_MLLP_TENANTS must name the tenants whose results go to the LIS at "
+                f"HCT_HL7_MLLP_HOST: HCT_API_KEYS has keys of {len(tenants)} tenants "
+                f"({', '.join(sorted(tenants))})")
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

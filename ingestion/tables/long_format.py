@@ -77,6 +77,26 @@ def iter_table(
     A sample with more than `max_cells` rows yields `too_many_cells`; its rows are dropped
     as they arrive, so memory stays at `max_cells` cells.
     """
+    reader, stream, owned = _open_reader(source, fmt, columns, chunk_rows, encoding, delimiter)
+    return _samples(reader, min_cells, max_cells, stream if owned else None)
+
+
+def check_header(source: Source, *, fmt: TableFormat | None = None,
+                 columns: ColumnMap | None = None, encoding: str = "utf-8",
+                 delimiter: str | None = None) -> None:
+    """Raise what `iter_table` would raise for the file as a whole (empty, not a table, a
+    required column missing) after reading only its start: an upload can be refused at once.
+    """
+    _, stream, owned = _open_reader(source, fmt, columns, DEFAULT_CHUNK_ROWS, encoding,
+                                    delimiter)
+    if owned:
+        stream.close()
+
+
+def _open_reader(source: Source, fmt: TableFormat | None, columns: ColumnMap | None,
+                 chunk_rows: int, encoding: str, delimiter: str | None,
+                 ) -> tuple[ParquetReader | CsvReader, BinaryIO, bool]:
+    """The reader for `source` with its header checked, the stream, and whether we own it."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows = {chunk_rows}: must be at least 1")
     if fmt not in (None, "csv", "parquet"):
@@ -108,7 +128,7 @@ def iter_table(
         if owned:
             stream.close()
         raise
-    return _samples(reader, min_cells, max_cells, stream if owned else None)
+    return reader, stream, owned
 
 
 def write_table(

@@ -21,8 +21,9 @@ from service.api.middleware import (
     MetricsMiddleware,
     SecurityHeadersMiddleware,
 )
-from service.api.routes import batches, health, model_card, predictions
+from service.api.routes import batches, cells, docs, health, model_card, predictions, web
 from service.components import build_components
+from service.delivery.mllp_sender import MllpSender
 from service.jobs.runner import JobRunner
 from service.prediction.notice import NOTICE
 from service.settings import Settings, get_settings
@@ -45,25 +46,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await parts.online.start()
         jobs = None
         if settings.run_jobs:
-            jobs = JobRunner(settings, parts.engine, parts.predictor)
+            jobs = JobRunner(settings, parts.engine, parts.predictor, parts.writer)
             jobs.start()
+        sender = None
+        if settings.hl7_mllp_host:
+            sender = MllpSender(parts.engine, settings.hl7_mllp_host, settings.hl7_mllp_port,
+                                max_attempts=settings.hl7_mllp_max_attempts)
+            sender.start()
         log.info("hct ready: model %s on %s, database %s", parts.model.bundle.version,
                  parts.model.provider, parts.engine.dialect.name)
         try:
             yield
         finally:
+            if sender is not None:
+                await sender.stop()
             if jobs is not None:
                 await jobs.stop()
             await parts.online.stop()
             parts.engine.dispose()
 
-    app = FastAPI(title="hct", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # docs_url/redoc_url None: FastAPI's pages load from a CDN; routes/docs.py serves them here.
+    app = FastAPI(title="hct", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    for router in (health.router, predictions.router, batches.router, model_card.router):
+    for router in (health.router, predictions.router, batches.router, model_card.router,
+                   cells.router, docs.router):
         app.include_router(router)
-    app.add_middleware(MetricsMiddleware)
+    web.mount(app)
+    # The last added is outermost: metrics see every answer, the body limit's 413 included.
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)
     app.add_middleware(DocsGuardMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every response, 413s too
+    app.add_middleware(SecurityHeadersMiddleware)  # on every response, 413s and 401s too
+    app.add_middleware(MetricsMiddleware)
     return app

@@ -22,6 +22,7 @@ _ERRORS: Responses = {
     404: {"description": "No such resource for the caller's tenant (another tenant's id "
                          "answers the same)"},
     409: {"description": "The Idempotency-Key was already used for a different request"},
+    406: {"description": "The `Accept` header names no media type this operation sends"},
     413: {"description": "The request body exceeds the size limit"},
     422: {"description": "Invalid input; `field` names it and `message` says what was "
                          "expected"},
@@ -55,6 +56,10 @@ FHIR_OBSERVATION: Responses = {200: {
     "content": {"application/fhir+json": {"schema": {
         "type": "object", "description": "FHIR R4 Observation resource",
         "properties": {"resourceType": {"type": "string", "enum": ["Observation"]}}}}}}}
+
+HL7_MESSAGE: Responses = {200: {
+    "description": "An HL7 v2.5.1 ORU^R01 message, ER7 encoding (segments end in CR)",
+    "content": {"x-application/hl7-v2+er7": {"schema": {"type": "string"}}}}}
 
 BATCH_RESULTS: Responses = {200: {
     "description": "Per-sample results in upload order; `X-Job-Status` gives the job status",

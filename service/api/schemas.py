@@ -5,7 +5,7 @@ and dataclasses; these classes only describe what goes over the wire.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -14,6 +14,9 @@ from service.prediction.notice import NOTICE
 
 _HCT, _RBC, _AGE = (LAB_BOUNDS[k] for k in ("measured_hematocrit_pct", "rbc_count_e12_per_l",
                                             "age_years"))
+# A JSON number, never a string that looks like one ("89.84"): a lab system sending strings has
+# a mapping bug worth hearing about. Integers are still numbers.
+Number = Annotated[float, Field(strict=True)]
 
 
 class ErrorBody(BaseModel):
@@ -27,11 +30,11 @@ class ErrorResponse(BaseModel):
 
 
 class LabValuesIn(BaseModel):
-    measured_hematocrit_pct: float | None = Field(None, gt=_HCT.low, le=_HCT.high)
-    rbc_count_e12_per_l: float | None = Field(None, gt=_RBC.low, le=_RBC.high)
+    measured_hematocrit_pct: Number | None = Field(None, gt=_HCT.low, le=_HCT.high)
+    rbc_count_e12_per_l: Number | None = Field(None, gt=_RBC.low, le=_RBC.high)
     collected_at: datetime | None = None
     sex: Literal["F", "M"] | None = None
-    age_years: float | None = Field(None, ge=_AGE.low, le=_AGE.high)
+    age_years: Number | None = Field(None, ge=_AGE.low, le=_AGE.high)
 
 
 class PredictionRequest(LabValuesIn):
@@ -44,9 +47,9 @@ class PredictionRequest(LabValuesIn):
 
     patient_id: str = Field(min_length=1, max_length=128)
     sample_id: str = Field(min_length=1, max_length=128)
-    volume_fl: list[float] | None = Field(None, description="Per-cell volume, fL")
-    hemoglobin_pg: list[float] | None = Field(None, description="Per-cell hemoglobin, pg")
-    cells: list[tuple[float, float]] | None = Field(
+    volume_fl: list[Number] | None = Field(None, description="Per-cell volume, fL")
+    hemoglobin_pg: list[Number] | None = Field(None, description="Per-cell hemoglobin, pg")
+    cells: list[tuple[Number, Number]] | None = Field(
         None, description="Per-cell [volume fL, hemoglobin pg] pairs (instead of the arrays)")
 
     @model_validator(mode="after")
@@ -75,16 +78,35 @@ class ModelRef(BaseModel):
     provider: str
 
 
+class PredictionInterval(BaseModel):
+    lower: float = Field(description="Lower bound, %")
+    upper: float = Field(description="Upper bound, %")
+    level: float = Field(description="Nominal coverage, e.g. 0.9 (split conformal)")
+
+
+class QualityVerdict(BaseModel):
+    status: Literal["ok", "warn", "withheld"] = Field(
+        description="withheld: the value is not given (reasons instead)")
+    score: float | None = Field(description="Distance from the training reference; >= 1 warns")
+    reasons: list[str] = Field(description="What looks wrong and the likely cause")
+
+
 class PredictionResponse(BaseModel):
     id: str
     created_at: datetime
     patient_id: str
     sample_id: str
     source: str
-    hematocrit_pct: float = Field(description="Model estimate of hematocrit, %")
+    hematocrit_pct: float | None = Field(
+        description="Model estimate of hematocrit, %; null when the quality verdict withholds it")
     unit: Literal["%"] = "%"
-    flag: Literal["L", "N", "H"] = Field(description="Against the adult reference range")
-    outside_reference_range: bool
+    hematocrit_interval_pct: PredictionInterval | None = Field(
+        None, description="Prediction interval (null without calibration or when withheld)")
+    quality: QualityVerdict | None = Field(
+        None, description="Sample-quality verdict against the training reference")
+    flag: Literal["L", "N", "H"] | None = Field(
+        description="Against the adult reference range (null when withheld)")
+    outside_reference_range: bool | None
     reference_range: ReferenceRange
     n_cells: int
     n_cells_used: int = Field(description="Cells the model read (seeded subsample)")

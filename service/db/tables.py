@@ -44,6 +44,13 @@ predictions = Table(
     Column("model_version", String(64), nullable=False),
     Column("onnx_sha256", String(64), nullable=False),
     Column("provider", String(64), nullable=False),
+    # Prediction interval and sample-quality verdict (null for bundles without calibration)
+    Column("hematocrit_lower_pct", Float, nullable=True),
+    Column("hematocrit_upper_pct", Float, nullable=True),
+    Column("interval_level", Float, nullable=True),
+    Column("quality_status", String(8), nullable=True),  # ok | warn | withheld
+    Column("quality_score", Float, nullable=True),
+    Column("quality_reasons", JSON, nullable=True),
     Column("tenant", String(64), nullable=False, server_default=DEFAULT_TENANT),
     Index("ix_predictions_patient", "patient_id", "created_at"),
     Index("ix_predictions_tenant", "tenant", "patient_id", "created_at"),
@@ -120,4 +127,25 @@ job_items = Table(
     Column("error_message", Text, nullable=True),
     Column("worker", String(64), nullable=True),
     UniqueConstraint("prediction_id", name="uq_job_items_prediction"),
+)
+
+hl7_outbox = Table(
+    "hl7_outbox", metadata,
+    # The id orders delivery: messages go to the LIS in insertion order, one at a time.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("prediction_id", String(36), ForeignKey("predictions.id"), nullable=False,
+           unique=True),
+    Column("control_id", String(20), nullable=False),  # MSH-10, for the LIS to de-duplicate
+    Column("message", Text, nullable=False),  # ER7, frozen at enqueue: a resend is identical
+    Column("status", String(16), nullable=False),  # pending | sent | rejected | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", UtcDateTime(), nullable=True),
+    Column("ack_code", String(2), nullable=True),  # MSA-1 of the last answer
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    Index("ix_hl7_outbox_status", "status", "id"),
 )

@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from ingestion.errors import IngestionError, SampleError
 from ingestion.sources import iter_source
 from service import metrics
-from service.db.writer import write_predictions
+from service.db.writer import PredictionWriter
 from service.jobs import store as job_store
 from service.jobs.chunks import decode_chunk, encode_chunk
 from service.prediction.predictor import Predictor
@@ -51,11 +51,13 @@ def worker_name() -> str:
 class JobRunner:
     """Polls the database for job work; runs in a thread beside the API, or alone (`hct worker`)."""
 
-    def __init__(self, settings: Settings, engine: Engine, predictor: Predictor, *,
-                 poll_seconds: float = 0.25, name: str | None = None) -> None:
+    def __init__(self, settings: Settings, engine: Engine, predictor: Predictor,
+                 writer: PredictionWriter, *, poll_seconds: float = 0.25,
+                 name: str | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.predictor = predictor
+        self.writer = writer
         self.name = name or worker_name()
         self.poll_seconds = poll_seconds
         self.lease = timedelta(seconds=settings.job_lease_seconds)
@@ -174,7 +176,7 @@ class JobRunner:
             with self.engine.begin() as conn:
                 if not job_store.complete_chunk(conn, claim, self.name, len(done), 0):
                     raise _LeaseLost
-                write_predictions(conn, records)
+                self.writer.write(conn, records)
                 job_store.add_done_items(conn, claim.job_id, done)
                 finished = job_store.finish_job_if_complete(conn, claim.job_id)
         except _LeaseLost:

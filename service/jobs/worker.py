@@ -15,8 +15,8 @@ from service.settings import Settings
 
 def run_worker(settings: Settings, *, once: bool = False, name: str | None = None) -> None:
     """Work on batch jobs until stopped (or, with `once`, until none is left)."""
-    engine, predictor = build_offline(settings)
-    runner = JobRunner(settings, engine, predictor, name=name)
+    engine, predictor, writer = build_offline(settings)
+    runner = JobRunner(settings, engine, predictor, writer, name=name)
     if once:
         runner.run_until_idle()
         return

@@ -1,23 +1,30 @@
 """`hct score` on one machine: offline batch scoring of a lab export through the service's own
 `Predictor` (same subsampling, model, baselines and flags as a POST), written as CSV with the
 same columns and values as the batch API's results.
+
+It never loses work: a sample that cannot be read or scored becomes an error row and the rest
+go on; a file-level problem met part-way (e.g. a broken row structure) stops reading, keeps
+every row already scored in the output, then raises.
 """
 
 from __future__ import annotations
 
-import sys
-import time
+import itertools
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 from ingestion.cells import CellSet
-from ingestion.errors import SampleError
+from ingestion.errors import IngestionError, SampleError
 from ingestion.sources import iter_source
+from model.progress import progress_bar
 from service.prediction.mapper import csv_lines, error_row, result_row
 from service.prediction.predictor import Predictor
 from service.runtime.bundle import load_bundle
 from service.runtime.onnx_model import OnnxModel
 from service.settings import Settings
+
+log = logging.getLogger("hct.offline")
 
 
 def _chunks(items: Iterator[CellSet | SampleError], size: int) -> Iterator[list]:
@@ -33,36 +40,68 @@ def _chunks(items: Iterator[CellSet | SampleError], size: int) -> Iterator[list]
 
 def score_file(source: Path, out: Path, settings: Settings, *, progress: bool = True,
                batch_size: int = 64) -> tuple[int, int]:
-    """Score every sample of `source` into `out` (CSV); returns (scored, errors)."""
+    """Score every sample of `source` into `out` (CSV); returns (scored, errors).
+
+    Raises `IngestionError` for a file-level problem, after writing every row before it.
+    """
     model = OnnxModel(load_bundle(settings.model_dir), settings.execution_provider)
     predictor = Predictor.for_model(model, settings.set_size)
     counts = {"done": 0, "error": 0}
-    start = time.monotonic()
+    stopped: list[IngestionError] = []
 
-    def rows() -> Iterator[dict[str, object]]:
-        items = iter_source(source, min_cells=settings.min_cells, max_cells=settings.max_cells)
-        for block in _chunks(items, batch_size):
-            good = [(s, i) for s, i in block if isinstance(i, CellSet)]
+    def score_block(block: list) -> Iterator[dict[str, object]]:
+        good = [(s, i) for s, i in block if isinstance(i, CellSet)]
+        try:
             scored = dict(zip([s for s, _ in good],
                               predictor.predict_many([i for _, i in good], source="offline",
                                                      batch_size=batch_size), strict=True))
-            for seq, item in block:
-                if isinstance(item, SampleError):
-                    counts["error"] += 1
-                    yield error_row(seq, item.patient_id, item.sample_id, item.kind,
-                                    item.message)
-                else:
-                    counts["done"] += 1
-                    yield result_row(seq, scored[seq], stored=False)
-            if progress:
-                rate = (counts["done"] + counts["error"]) / max(time.monotonic() - start, 1e-9)
-                sys.stderr.write(f"\rscored {counts['done']}, errors {counts['error']} "
-                                 f"({rate:.0f} samples/s)")
-                sys.stderr.flush()
+        except Exception as exc:  # the model failed on this block: its samples are errors
+            log.exception("scoring a block of %d samples failed", len(good))
+            scored, failure = {}, f"scoring failed: {exc}"
+        for seq, item in block:
+            if isinstance(item, SampleError):
+                counts["error"] += 1
+                yield error_row(seq, item.patient_id, item.sample_id, item.kind, item.message)
+            elif seq in scored:
+                counts["done"] += 1
+                yield result_row(seq, scored[seq], stored=False)
+            else:
+                counts["error"] += 1
+                yield error_row(seq, item.patient_id, item.sample_id, "scoring_failed",
+                                failure)
 
-    with out.open("w", newline="") as fh:
-        for text in csv_lines(rows()):
+    items = iter_source(source, min_cells=settings.min_cells, max_cells=settings.max_cells)
+    first = next(items, None)  # a file unreadable from the start raises before `out` exists
+
+    def rows(bar) -> Iterator[dict[str, object]]:
+        blocks = _chunks(itertools.chain([] if first is None else [first], items), batch_size)
+        while True:
+            try:
+                block = next(blocks)
+            except StopIteration:
+                return
+            except IngestionError as exc:  # file-level, part-way: keep what is scored
+                stopped.append(exc)
+                return
+            yield from score_block(block)
+            bar.advance(len(block))
+            bar.note(f"{counts['error']} errors")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with progress_bar(None, "scoring", unit="samples") as bar, out.open("w", newline="") as fh:
+        if not progress:
+            bar = _Silent()
+        for text in csv_lines(rows(bar)):
             fh.write(text)
-    if progress:
-        sys.stderr.write("\n")
+            fh.flush()
+    if stopped:
+        raise stopped[0]
     return counts["done"], counts["error"]
+
+
+class _Silent:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass

@@ -17,6 +17,7 @@ from service.prediction.reference import RANGE_TEXT
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 _INTERPRETATION_TEXT = {"L": "Low", "N": "Normal", "H": "High"}
 
 
@@ -50,6 +51,7 @@ def observation(record: Prediction, base_url: str = "") -> dict[str, Any]:
         "device": {"display": f"{model} on {record.provider}"},
         "note": [{"text": f"Model estimate, not a measured value. {NOTICE}"}],
     }
+    _add_trust(obs, record)
     if record.lab.get("collected_at"):
         obs["effectiveDateTime"] = fhir_datetime(record.lab["collected_at"])
     if base_url:
@@ -64,3 +66,27 @@ def fhir_datetime(iso: str) -> str:
     """
     value = datetime.fromisoformat(iso)
     return value.isoformat() if value.tzinfo is not None else value.date().isoformat()
+def _add_trust(obs: dict[str, Any], record: Prediction) -> None:
+    """The interval as a component with a `valueRange`; the quality verdict as a note; a
+    withheld value as `dataAbsentReason` (no value, no interpretation)."""
+    interval = record.hematocrit_interval_pct
+    if interval is not None:
+        obs["component"] = [{
+            "code": {"text": f"{interval['level']:.0%} prediction interval (split conformal)"},
+            "valueRange": {
+                "low": {"value": round(interval["lower"], 2), "unit": "%", "system": UCUM,
+                        "code": "%"},
+                "high": {"value": round(interval["upper"], 2), "unit": "%", "system": UCUM,
+                         "code": "%"}}}]
+    quality = record.quality
+    if quality is None:
+        return
+    reasons = "; ".join(quality["reasons"]) or "none"
+    obs["note"].append({"text": f"Sample quality: {quality['status']} (score "
+                                f"{quality['score']}); reasons: {reasons}"})
+    if record.withheld:
+        obs.pop("valueQuantity", None)
+        obs.pop("interpretation", None)
+        obs["dataAbsentReason"] = {
+            "coding": [{"system": DATA_ABSENT, "code": "error", "display": "Error"}],
+            "text": f"Withheld: the sample does not look like the training data ({reasons})"}

@@ -16,9 +16,11 @@ from service.prediction.prediction import Prediction
 
 # Per-sample result columns, in order, for batch results and `hct score`.
 RESULT_COLUMNS: tuple[str, ...] = (
-    "seq", "patient_id", "sample_id", "status", "prediction_id", "hematocrit_pct", "flag",
-    *BASELINE_NAMES, "measured_hematocrit_pct", "n_cells", "n_cells_used", "mcv_fl",
-    "rdw_cv_pct", "model_version", "onnx_sha256", "error_kind", "error_message")
+    "seq", "patient_id", "sample_id", "status", "prediction_id", "hematocrit_pct",
+    "hematocrit_lower_pct", "hematocrit_upper_pct", "quality", "quality_score",
+    "quality_reasons", "flag", *BASELINE_NAMES, "measured_hematocrit_pct", "n_cells",
+    "n_cells_used", "mcv_fl", "rdw_cv_pct", "model_version", "onnx_sha256", "error_kind",
+    "error_message")
 VALUE_DECIMALS = 4  # hematocrit and baselines, %
 INDEX_DECIMALS = 3  # MCV fL, RDW %
 # OWASP: a cell starting with one of these is read as a formula by spreadsheet programs.
@@ -28,10 +30,13 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def rest_body(p: Prediction) -> dict[str, Any]:
     """The JSON body of `GET /v1/predictions/{id}` (and of the POST that created it)."""
     low, high = p.reference_range
+    flag = None if p.withheld else p.flag
     return {
         "id": p.id, "created_at": p.created_at, "patient_id": p.patient_id,
-        "sample_id": p.sample_id, "source": p.source, "hematocrit_pct": p.hematocrit_pct,
-        "unit": "%", "flag": p.flag, "outside_reference_range": p.flag != "N",
+        "sample_id": p.sample_id, "source": p.source,
+        "hematocrit_pct": p.shown_hematocrit_pct, "unit": "%",
+        "hematocrit_interval_pct": p.hematocrit_interval_pct, "quality": p.quality,
+        "flag": flag, "outside_reference_range": None if flag is None else flag != "N",
         "reference_range": {"low": low, "high": high, "unit": "%"}, "n_cells": p.n_cells,
         "n_cells_used": p.n_cells_used, "indices": p.indices, "baselines": p.baselines,
         "lab": p.lab, "residuals": p.residuals,
@@ -43,10 +48,16 @@ def rest_body(p: Prediction) -> dict[str, Any]:
 
 def result_row(seq: int, p: Prediction, *, stored: bool = True) -> dict[str, Any]:
     """One scored sample as a result row (`prediction_id` empty when it was not stored)."""
+    bounds = p.hematocrit_interval_pct
     return {
         "seq": seq, "patient_id": p.patient_id, "sample_id": p.sample_id, "status": "done",
         "prediction_id": p.id if stored else None,
-        "hematocrit_pct": _round(p.hematocrit_pct, VALUE_DECIMALS), "flag": p.flag,
+        "hematocrit_pct": _round(p.shown_hematocrit_pct, VALUE_DECIMALS),
+        "hematocrit_lower_pct": _round(bounds["lower"], VALUE_DECIMALS) if bounds else None,
+        "hematocrit_upper_pct": _round(bounds["upper"], VALUE_DECIMALS) if bounds else None,
+        "quality": p.quality_status, "quality_score": p.quality_score,
+        "quality_reasons": "; ".join(p.quality_reasons) if p.quality_reasons else None,
+        "flag": None if p.withheld else p.flag,
         **{name: _round(p.baselines.get(name), VALUE_DECIMALS) for name in BASELINE_NAMES},
         "measured_hematocrit_pct": p.measured_hematocrit_pct, "n_cells": p.n_cells,
         "n_cells_used": p.n_cells_used,

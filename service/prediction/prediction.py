@@ -34,6 +34,39 @@ class Prediction:
     onnx_sha256: str
     provider: str
     tenant: str = DEFAULT_TENANT  # whose it is: reads by other tenants do not see it
+    hematocrit_lower_pct: float | None = None
+    hematocrit_upper_pct: float | None = None
+    interval_level: float | None = None
+    quality_status: str | None = None  # ok | warn | withheld
+    quality_score: float | None = None
+    quality_reasons: list[str] | None = None
+
+    @property
+    def withheld(self) -> bool:
+        """The verdict withholds the value: every surface shows the reasons instead."""
+        return self.quality_status == "withheld"
+
+    @property
+    def shown_hematocrit_pct(self) -> float | None:
+        """The value surfaces show: none when the quality verdict withholds it."""
+        return None if self.withheld else self.hematocrit_pct
+
+    @property
+    def hematocrit_interval_pct(self) -> dict[str, float] | None:
+        """`{"lower", "upper", "level"}`, or None (no calibration, or withheld)."""
+        if self.hematocrit_lower_pct is None or self.hematocrit_upper_pct is None or \
+                self.withheld:
+            return None
+        return {"lower": self.hematocrit_lower_pct, "upper": self.hematocrit_upper_pct,
+                "level": float(self.interval_level or 0.0)}
+
+    @property
+    def quality(self) -> dict[str, Any] | None:
+        """`{"status", "score", "reasons"}`, or None for a bundle without a quality reference."""
+        if self.quality_status is None:
+            return None
+        return {"status": self.quality_status, "score": self.quality_score,
+                "reasons": list(self.quality_reasons or [])}
 
     @property
     def sex(self) -> str | None:
@@ -53,6 +86,6 @@ class Prediction:
         measured = self.measured_hematocrit_pct
         if measured is None:
             return None
-        out = {"model": self.hematocrit_pct - measured}
+        out = {} if self.withheld else {"model": self.hematocrit_pct - measured}
         out.update({k: v - measured for k, v in self.baselines.items() if v is not None})
         return out

@@ -2,8 +2,9 @@
 (through the micro-batcher), batch jobs and `hct score`.
 
 Steps: seeded subsample to the model's set size → pad once → ONNX model → red-cell indices on
-all cells → baselines on the padded cells the model saw → reference-range flag. Everything after
-the model works on a whole batch at once (vectorised baselines and indices).
+all cells → baselines on the padded cells the model saw → reference-range flag → prediction
+interval and sample-quality verdict from the numbers calibrated into the card (when it has
+them). Everything after the model works on a whole batch at once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +22,8 @@ from ingestion.batching import bucket_by_length, pad_sets, subsample
 from ingestion.cells import CellSet
 from ingestion.indices import red_cell_indices_many
 from model.baselines import BASELINE_NAMES, BaselineSet
+from model.conformal import interval
+from model.quality import assess
 from service.prediction.prediction import Prediction
 from service.prediction.reference import flag_for
 from service.runtime.onnx_model import OnnxModel
@@ -43,18 +47,25 @@ class Predictor:
         """A predictor feeding at most `requested_set_size` cells, never more than the bundle's
         card says the model was built for (`cells_per_set`).
         """
-        card_size = int(model.bundle.card.get("cells_per_set", requested_set_size))
-        baselines = BaselineSet.from_json(json.dumps(model.bundle.card["baselines"]))
-        return cls(model, min(requested_set_size, card_size), baselines)
+        card = model.bundle.card
+        card_size = int(card.get("cells_per_set", requested_set_size))
+        baselines = BaselineSet.from_json(json.dumps(card["baselines"]))
+        return cls(model, min(requested_set_size, card_size), baselines,
+                   conformal=card.get("conformal"), quality=card.get("quality"))
 
-    def __init__(self, model: OnnxModel, set_size: int, baselines: BaselineSet) -> None:
+    def __init__(self, model: OnnxModel, set_size: int, baselines: BaselineSet, *,
+                 conformal: dict[str, Any] | None = None,
+                 quality: dict[str, Any] | None = None) -> None:
         self.model = model
         self.set_size = set_size
         self.baselines = baselines
+        self.conformal = conformal  # card["conformal"]: interval radii per measured band
+        self.quality = quality  # card["quality"]: reference and thresholds of the verdict
 
     def with_model(self, model: OnnxModel) -> Predictor:
         """The same predictor on another session of the same bundle (e.g. other threading)."""
-        return Predictor(model, self.set_size, self.baselines)
+        return Predictor(model, self.set_size, self.baselines, conformal=self.conformal,
+                         quality=self.quality)
 
     def select_cells(self, cellset: CellSet) -> np.ndarray:
         """The cells the model sees: at most `set_size`, the same subset for the same sample."""
@@ -69,6 +80,8 @@ class Predictor:
                      job_id: str | None = None, batch_size: int = 64,
                      tenant: str = DEFAULT_TENANT) -> list[Prediction]:
         """Score samples in length-bucketed batches (offline path: jobs and `hct score`)."""
+        if not cellsets:  # a block of only invalid samples: nothing to pad, nothing to run
+            return []
         selected = [self.select_cells(cs) for cs in cellsets]
         lengths = np.array([s.shape[0] for s in selected])
         out: list[Prediction | None] = [None] * len(cellsets)
@@ -95,6 +108,7 @@ class Predictor:
                         else cs.lab.rbc_count_e12_per_l for cs in cellsets])
         base = self.baselines.predict(batch.cells, batch.lengths, rbc=rbc)  # name -> [B]
         all_indices = red_cell_indices_many(cellsets)  # on every cell, not only those selected
+        trust = self._trust(cellsets, batch.values)
         bundle = self.model.bundle
         out = []
         for i, cs in enumerate(cellsets):
@@ -108,7 +122,23 @@ class Predictor:
                            for name in BASELINE_NAMES},
                 lab=cs.lab.as_dict(), model_name=bundle.name, model_version=bundle.version,
                 onnx_sha256=bundle.sha256, provider=self.model.provider,
-                tenant=DEFAULT_TENANT if tenants is None else tenants[i]))
+                tenant=DEFAULT_TENANT if tenants is None else tenants[i], **trust[i]))
+        return out
+
+    def _trust(self, cellsets: Sequence[CellSet], values: np.ndarray) -> list[dict[str, Any]]:
+        """Interval bounds and quality verdict per sample, as `Prediction` fields."""
+        out: list[dict[str, Any]] = [{} for _ in cellsets]
+        if self.conformal is not None:
+            lower, upper = interval(values, self.conformal)  # [B], [B]
+            level = float(self.conformal["level"])
+            for i, row in enumerate(out):
+                row.update(hematocrit_lower_pct=float(lower[i]),
+                           hematocrit_upper_pct=float(upper[i]), interval_level=level)
+        if self.quality is not None:
+            verdicts = assess([cs.cells() for cs in cellsets], self.quality)  # all valid cells
+            for row, v in zip(out, verdicts, strict=True):
+                row.update(quality_status=v["status"], quality_score=float(v["score"]),
+                           quality_reasons=list(v["reasons"]))
         return out
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from service import metrics
 from service.runtime.bundle import BundleError, ModelBundle
+from service.runtime.gpu import nvidia_gpu_evidence
 
 log = logging.getLogger("hct.runtime")
 
@@ -38,7 +39,7 @@ class OnnxModel:
         # (bench/results/inference.md), spinning threads starve the event loop and each other.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # a failed CUDA load is reported by us, below
-        wanted = self._wanted_providers(ort, preference)
+        wanted, why = self._wanted_providers(ort, preference)
         self.session = ort.InferenceSession(str(bundle.onnx_path), options, providers=wanted)
         # get_available_providers() lists CUDA on machines without a GPU, and a session asked
         # for CUDA silently runs on CPU when the CUDA libraries fail to load: trust only this.
@@ -49,15 +50,23 @@ class OnnxModel:
         if preference == "cuda" and self.provider != CUDA:
             raise BundleError("HCT_EXECUTION_PROVIDER=cuda but the CUDA execution provider "
                               f"could not be loaded (session runs on {self.provider})")
-        log.info("model %s %s loaded on %s (sha256 %s)", bundle.name, bundle.version,
-                 self.provider, bundle.sha256[:12])
+        log.info("model %s %s loaded on %s (sha256 %s): %s", bundle.name, bundle.version,
+                 self.provider, bundle.sha256[:12], why)
 
     @staticmethod
-    def _wanted_providers(ort: Any, preference: str) -> list[str]:
-        available = ort.get_available_providers()
-        if preference != "cpu" and CUDA in available:
-            return [CUDA, CPU]
-        return [CPU]
+    def _wanted_providers(ort: Any, preference: str) -> tuple[list[str], str]:
+        """The providers to ask for, and why (for the one start-up line saying what runs)."""
+        if preference == "cpu":
+            return [CPU], "HCT_EXECUTION_PROVIDER=cpu"
+        if CUDA not in ort.get_available_providers():
+            return [CPU], f"HCT_EXECUTION_PROVIDER={preference}, onnxruntime has no CUDA build"
+        if preference == "cuda":
+            return [CUDA, CPU], "HCT_EXECUTION_PROVIDER=cuda"
+        gpu = nvidia_gpu_evidence()
+        if gpu is None:
+            return [CPU], ("HCT_EXECUTION_PROVIDER=auto, no NVIDIA GPU on this host "
+                           "(no /dev/nvidia*, no /proc/driver/nvidia/gpus)")
+        return [CUDA, CPU], f"HCT_EXECUTION_PROVIDER=auto, NVIDIA GPU present ({gpu})"
 
     @property
     def device(self) -> str:

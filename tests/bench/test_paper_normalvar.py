@@ -40,7 +40,8 @@ def test_both_models_keep_the_paper_depth():
     assert {c.blocks for c in configs.values()} == {25}  # 50 layers each
     assert all(c.pooling == "sum" and c.in_features == 1 for c in configs.values())
     pp, plain = configs["Deep Sets++"], configs["Deep Sets (plain)"]
-    assert pp.norm and pp.residual and not plain.norm and not plain.residual
+    assert (pp.norm, pp.residual) == ("set", "equivariant")
+    assert (plain.norm, plain.residual) == ("none", "none")
 
 
 def test_cli_full_is_the_paper_configuration():

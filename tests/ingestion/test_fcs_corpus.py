@@ -11,6 +11,7 @@ masked by $PnR) sound broken but are valid files and are read.
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -110,8 +111,9 @@ def test_corpus_file(name: str) -> None:
     assert time.monotonic() - start < SLOW
 
 
-def test_corpus_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    """One line per file; run with -s to see it. Every file is read or fails cleanly."""
+def test_corpus_summary() -> None:
+    """One line per file, logged (see it with `--log-cli-level=INFO`, or in the report of a
+    failure): never printed into pytest's progress line. Every file is read or fails cleanly."""
     counts = {"read": 0, "clean error": 0, "failure": 0}
     lines = []
     for name in corpus_files():
@@ -130,8 +132,7 @@ def test_corpus_summary(capsys: pytest.CaptureFixture[str]) -> None:
             outcome, detail = "failure", f"{type(exc).__name__}: {exc}"
         counts[outcome] += 1
         lines.append(f"{outcome:12s} {time.monotonic() - start:6.3f}s {name}  {detail}")
-    with capsys.disabled():
-        print("\nFCS corpus:", counts, *lines, sep="\n  ")
+    logging.getLogger(__name__).info("FCS corpus: %s\n  %s", counts, "\n  ".join(lines))
     assert counts == {"read": 15, "clean error": 2, "failure": 0}
 
 

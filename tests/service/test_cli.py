@@ -36,7 +36,7 @@ def test_score_uses_the_service_pipeline(settings, tmp_path, monkeypatch):
     out = tmp_path / "results.csv"
     result = runner.invoke(app, ["score", str(export), "--out", str(out)])
     get_settings.cache_clear()
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # some samples failed: said, nothing lost
     assert "4 samples scored, 1 errors" in result.stdout
     rows = list(csv.DictReader(out.open()))
     assert [r["status"] for r in rows] == ["done", "done", "error", "done", "done"]

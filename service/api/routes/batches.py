@@ -10,18 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
 
-from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
 from ingestion.errors import IngestionError
 from ingestion.sources import detect_format
+from ingestion.tables.long_format import check_header
 from service.api.dependencies import ConnectionDep, PredictScope, ReadScope, StateDep
 from service.api.errors import ApiError
 from service.api.idempotency import IdempotencyKey, request_digest
+from service.api.negotiation import negotiate
 from service.api.responses import BATCH_RESULTS, errors, replayed
-from service.api.schemas import BatchCreated, BatchStatus
+from service.api.schemas import BatchCreated, BatchStatus, ErrorResponse
 from service.db.audit import record_audit
 from service.db.engine import new_id
 from service.db.idempotency import IdempotencyRecord, replayed_id, save_idempotency
@@ -33,6 +35,9 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"])
 _CREATED = {**replayed(BatchCreated, "An idempotent retry: the job the first upload created"),
             **errors(401, 403, 409, 413, 422, 503)}
 _READ = errors(401, 403, 404, 422, 503)
+_FAILED = {409: {"model": ErrorResponse,
+                 "description": "The batch failed as a whole (`job_failed`); the message says "
+                                "why"}}
 
 
 def _links(job_id: str) -> dict[str, str]:
@@ -72,8 +77,11 @@ async def create_batch(response: Response, state: StateDep, principal: PredictSc
             raise ApiError(422, "empty", "the uploaded file is empty", "body.file")
         try:
             fmt = detect_format(path)
+            if fmt in ("csv", "parquet"):  # a missing column is known from the header: say so now
+                await run_in_threadpool(check_header, path, fmt=fmt)
         except IngestionError as exc:
-            raise ApiError(422, exc.kind, exc.message, "body.file") from None
+            message = exc.message.replace(str(path), _safe_name(file.filename))
+            raise ApiError(422, exc.kind, message, "body.file") from None
         digest = request_digest(sha.encode())
         existing = _replay(state, principal, idempotency_key, digest)
         if existing is not None:
@@ -135,18 +143,26 @@ def get_batch(batch_id: str, conn: ConnectionDep, principal: ReadScope) -> Batch
 
 
 @router.get("/{batch_id}/results", response_class=Response,
-            responses={**BATCH_RESULTS, **_READ},
-            summary="Per-sample results in upload order (CSV or JSON), streamed")
-def get_batch_results(batch_id: str, state: StateDep, conn: ConnectionDep,
+            responses={**BATCH_RESULTS, **_READ, **errors(406), **_FAILED},
+            summary="Per-sample results in upload order (CSV or JSON), streamed",
+            description="CSV by default; JSON with `?format=json` or `Accept: application/json`"
+                        " (`?format=` wins over `Accept`; an `Accept` naming neither is a 406)."
+                        " A job that failed as a whole answers 409 with its reason.")
+def get_batch_results(batch_id: str, request: Request, state: StateDep, conn: ConnectionDep,
                       principal: ReadScope,
-                      format: Annotated[Literal["csv", "json"], Query()] = "csv",
+                      format: Annotated[Literal["csv", "json"] | None, Query(
+                          description="csv or json; overrides the Accept header")] = None,
                       ) -> StreamingResponse:
     job = _load(conn, batch_id, principal)
+    chosen = format or negotiate(request.headers.get("accept"))
     record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant,
                  action="results", resource="batch", resource_id=batch_id)
+    if job.status == "failed":
+        raise ApiError(409, "job_failed", f"batch {batch_id!r} failed: {job.error}",
+                       "path.batch_id")
     rows = _rows(state, batch_id)
-    headers = {"X-Job-Status": job.status}
-    if format == "json":
+    headers = {"X-Job-Status": job.status, "Vary": "Accept"}
+    if chosen == "json":
         return StreamingResponse(_json_stream(rows), media_type="application/json",
                                  headers=headers)
     headers["Content-Disposition"] = f'attachment; filename="{batch_id}.csv"'

@@ -1,5 +1,5 @@
 """`/v1/predictions`: score one sample (JSON or FCS upload), read it back, list a patient's
-history, and export it as a FHIR Observation.
+history, and export it as a FHIR Observation or an HL7 v2 ORU^R01 message.
 """
 
 from __future__ import annotations
@@ -21,13 +21,21 @@ from service.api.dependencies import (
     StateDep,
 )
 from service.api.errors import ApiError
+from service.api.fcs_upload import read_fcs_upload
 from service.api.idempotency import IdempotencyKey, request_digest
-from service.api.responses import FHIR_OBSERVATION, FhirJSONResponse, errors, replayed
+from service.api.responses import (
+    FHIR_OBSERVATION,
+    HL7_MESSAGE,
+    FhirJSONResponse,
+    errors,
+    replayed,
+)
 from service.api.schemas import PredictionPage, PredictionResponse
 from service.db.audit import record_audit
 from service.db.predictions import get_prediction as load_prediction
 from service.db.predictions import list_predictions as load_page
-from service.prediction import fhir
+from service.jobs.store import get_job
+from service.prediction import fhir, hl7
 from service.prediction.mapper import rest_body
 from service.prediction.notice import NOTICE
 from service.prediction.prediction import Prediction
@@ -108,7 +116,7 @@ async def create_prediction_from_fcs(
     stem = (file.filename or "").rsplit("/", 1)[-1].rsplit(".", 1)[0] or None
     try:
         cellset = await run_in_threadpool(
-            _read_fcs, data, patient_id, sample_id, lab, state.settings.min_cells, stem,
+            read_fcs_upload, data, patient_id, sample_id, lab, state.settings.min_cells, stem,
             state.settings.max_cells)
     except IngestionError as exc:
         exc.field = "file"  # the form field; the message names the FCS keyword or segment
@@ -119,14 +127,6 @@ async def create_prediction_from_fcs(
     record, created = await state.online.predict(cellset, principal=principal, source="fcs",
                                                  key=idempotency_key, digest=digest)
     return _respond(response, record, created)
-
-
-def _read_fcs(data: bytes, patient_id: str | None, sample_id: str | None, lab: LabValues,
-              min_cells: int, stem: str | None, max_cells: int) -> CellSet:
-    from ingestion.fcs.reader import read_fcs
-
-    return read_fcs(data, patient_id=patient_id, sample_id=sample_id, lab=lab,
-                    min_cells=min_cells, default_sample_id=stem, max_cells=max_cells)
 
 
 def _check_count(n: int, limit: int, field: str) -> None:
@@ -177,10 +177,27 @@ def get_prediction_fhir(prediction_id: str, request: Request, conn: ConnectionDe
     return FhirJSONResponse(json.dumps(body))
 
 
+# response_class=Response: no implied application/json; what is sent is listed explicitly
+@router.get("/{prediction_id}/hl7", response_class=Response,
+            responses={**HL7_MESSAGE, **_READ},
+            summary="A stored prediction as an HL7 v2.5.1 ORU^R01 message (ER7)")
+def get_prediction_hl7(prediction_id: str, conn: ConnectionDep, principal: ReadScope,
+                       state: StateDep) -> Response:
+    record = _load(conn, prediction_id, principal)
+    record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant, action="hl7",
+                 resource="prediction", resource_id=prediction_id)
+    text = hl7.message_for(record, processing_id=hl7.processing_id(state.settings))
+    return Response(text, media_type=hl7.MEDIA_TYPE)
+
+
 def _load(conn: Any, prediction_id: str, principal: Principal) -> Prediction:
     """The prediction if the caller's tenant may read it; another tenant's is a plain 404."""
     record = load_prediction(conn, prediction_id, tenant=principal.read_tenant)
     if record is None:
-        raise ApiError(404, "not_found", f"prediction {prediction_id!r} does not exist",
-                       "path.prediction_id")
+        message = f"prediction {prediction_id!r} does not exist"
+        # only on the 404 path: one more lookup, tenant-filtered like the prediction's
+        if get_job(conn, prediction_id, tenant=principal.read_tenant) is not None:
+            message += (f"; {prediction_id!r} is a batch id: see /v1/batches/{prediction_id}, "
+                        "whose results give each sample's prediction_id")
+        raise ApiError(404, "not_found", message, "path.prediction_id")
     return record

@@ -77,7 +77,8 @@ def test_restart_mid_batch_scores_every_patient_exactly_once(settings):
     with TestClient(create_app(quiet)) as first:
         job_id = _upload(first, export_csv(120)).json()["id"]
         state = first.app.state.hct
-        runner = JobRunner(state.settings, state.engine, state.predictor, name="worker-a")
+        runner = JobRunner(state.settings, state.engine, state.predictor, state.writer,
+                           name="worker-a")
         assert runner.step()  # split into chunks of 16
         assert runner.step() and runner.step()  # two chunks scored
         # a worker that claims a chunk and dies before finishing it
@@ -100,11 +101,23 @@ def test_restart_mid_batch_scores_every_patient_exactly_once(settings):
 
 
 def test_unreadable_upload_fails_the_job_not_the_service(client):
-    r = _upload(client, b"patient_id,sample_id\nP1,S1\n")  # no cell columns
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:  # unreadable only once the job opens it
+        archive.writestr("notes.txt", "no FCS files")
+    r = _upload(client, buffer.getvalue(), name="export.zip")
     job_id = r.json()["id"]
     status = _wait(client, job_id)
     assert status["status"] == "failed"
-    assert "volume" in status["error"]
+    assert "no .fcs files" in status["error"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_upload_without_cell_columns_is_422_at_once(client):
+    r = _upload(client, b"patient_id,sample_id\nP1,S1\n")  # no cell columns
+    assert r.status_code == 422
+    assert "volume" in r.json()["error"]["message"]
 
 
 def test_upload_of_unknown_binary_is_422(client):

@@ -13,7 +13,7 @@ from service.db.tables import audit_log
 from tests.service.api.test_batches_api import export_csv
 from tests.service.conftest import prediction_body
 
-DOCS = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+DOCS = ("/docs", "/redoc", "/openapi.json")
 
 
 @pytest.fixture

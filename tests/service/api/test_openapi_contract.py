@@ -4,6 +4,9 @@ missing/invalid/insufficient key, unknown id, reused idempotency key, too large,
 database down), and every answer must be documented for that operation.
 """
 
+import io
+import time
+import zipfile
 from dataclasses import dataclass, field
 
 import pytest
@@ -17,6 +20,7 @@ from tests.service.api.test_batches_api import export_csv
 from tests.service.conftest import prediction_body
 
 KEY, READER = {"X-API-Key": "full"}, {"X-API-Key": "reader"}
+WRITER = {"X-API-Key": "writer"}  # predict only: reads are insufficient_scope
 WRONG = {"X-API-Key": "wrong"}
 MAX_BODY, MAX_UPLOAD = 200_000, 64 * 1024
 
@@ -33,7 +37,8 @@ class Call:
 @pytest.fixture
 def app_client(settings):
     keyed = settings.model_copy(update={
-        "api_keys": [f"lab:predict+read:{key_digest('full')}", f"lab:read:{key_digest('reader')}"],
+        "api_keys": [f"lab:predict+read:{key_digest('full')}", f"lab:read:{key_digest('reader')}",
+                     f"lab:predict:{key_digest('writer')}"],
         "max_body_bytes": MAX_BODY, "max_upload_bytes": MAX_UPLOAD})
     with TestClient(create_app(keyed)) as client:
         yield client
@@ -45,6 +50,7 @@ def _calls(client: TestClient) -> list[Call]:
     pid = client.post("/v1/predictions", json=body, headers=KEY).json()["id"]
     job = client.post("/v1/batches", headers=KEY,
                       files={"file": ("x.csv", export_csv(1), "text/csv")}).json()["id"]
+    failed = _failed_job(client)
     fcs = {"files": {"file": ("s.fcs", _fcs())}, "data": {"patient_id": "P-FCS"}}
     csv_file = {"files": {"file": ("y.csv", export_csv(2), "text/csv")}}
     calls: list[Call] = []
@@ -77,6 +83,9 @@ def _calls(client: TestClient) -> list[Call]:
     reads = [("/v1/predictions/{prediction_id}", f"/v1/predictions/{pid}", "/v1/predictions/x"),
              ("/v1/predictions/{prediction_id}/fhir", f"/v1/predictions/{pid}/fhir",
               "/v1/predictions/x/fhir"),
+             ("/v1/predictions/{prediction_id}/hl7", f"/v1/predictions/{pid}/hl7",
+              "/v1/predictions/x/hl7"),
+             ("/v1/cells/reference", "/v1/cells/reference", None),
              ("/v1/batches/{batch_id}", f"/v1/batches/{job}", "/v1/batches/x"),
              ("/v1/batches/{batch_id}/results", f"/v1/batches/{job}/results",
               "/v1/batches/x/results"),
@@ -85,7 +94,8 @@ def _calls(client: TestClient) -> list[Call]:
     for template, path, absent in reads:
         calls += [Call("get", template, path, 200, {"headers": READER}),
                   Call("get", template, path, 401),
-                  Call("get", template, path, 403, {"headers": WRONG})]
+                  Call("get", template, path, 403, {"headers": WRONG}),
+                  Call("get", template, path, 403, {"headers": WRITER})]  # scope
         if absent:
             calls.append(Call("get", template, absent, 404, {"headers": READER}))
     calls += [
@@ -93,11 +103,38 @@ def _calls(client: TestClient) -> list[Call]:
              200, {"headers": READER}),
         Call("get", "/v1/batches/{batch_id}/results", f"/v1/batches/{job}/results?format=x",
              422, {"headers": READER}),
+        Call("get", "/v1/batches/{batch_id}/results", f"/v1/batches/{job}/results", 406,
+             {"headers": {**READER, "Accept": "application/xml"}}),
+        Call("get", "/v1/batches/{batch_id}/results", f"/v1/batches/{failed}/results", 409,
+             {"headers": READER}),
+        *[Call("post", "/v1/cells/fcs", "/v1/cells/fcs", status, kw) for status, kw in (
+            (200, {"files": {"file": ("s.fcs", _fcs())}, "data": {"patient_id": "P-C"},
+                   "headers": READER}),
+            (401, {"files": {"file": ("s.fcs", _fcs())}}),
+            (403, {"files": {"file": ("s.fcs", _fcs())}, "headers": WRONG}),
+            (403, {"files": {"file": ("s.fcs", _fcs())}, "headers": WRITER}),  # scope
+            (422, {"files": {"file": ("e.fcs", b"")}, "headers": READER}),
+            (413, {"content": b"x" * (MAX_BODY + 1),
+                   "headers": {**READER, "content-type": "text/csv"}}))],
         Call("get", "/v1/predictions", "/v1/predictions?limit=0", 422, {"headers": READER}),
         Call("get", "/healthz", "/healthz", 200), Call("get", "/readyz", "/readyz", 200),
         Call("get", "/metrics", "/metrics", 200),
     ]
     return calls
+
+
+def _failed_job(client: TestClient) -> str:
+    """A batch that failed as a whole (a zip without FCS files), once it has failed."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notes.txt", "no samples here")
+    job = client.post("/v1/batches", headers=KEY, files={
+        "file": ("export.zip", buffer.getvalue(), "application/zip")}).json()["id"]
+    deadline = time.monotonic() + 60
+    while client.get(f"/v1/batches/{job}", headers=READER).json()["status"] != "failed":
+        assert time.monotonic() < deadline, "the zip without FCS files did not fail"
+        time.sleep(0.1)
+    return job
 
 
 def _outage_calls(client: TestClient) -> list[Call]:
@@ -114,8 +151,12 @@ def _outage_calls(client: TestClient) -> list[Call]:
                 ("/v1/predictions", "/v1/predictions"),
                 ("/v1/predictions/{prediction_id}", "/v1/predictions/x"),
                 ("/v1/predictions/{prediction_id}/fhir", "/v1/predictions/x/fhir"),
+                ("/v1/predictions/{prediction_id}/hl7", "/v1/predictions/x/hl7"),
                 ("/v1/batches/{batch_id}", "/v1/batches/x"),
                 ("/v1/batches/{batch_id}/results", "/v1/batches/x/results"))],
+            Call("post", "/v1/cells/fcs", "/v1/cells/fcs", 503,
+                 {"files": {"file": ("s.fcs", _fcs())}, "data": {"patient_id": "P-C"},
+                  "headers": READER}),  # the audit
             Call("get", "/readyz", "/readyz", 503)]
 
 
@@ -145,4 +186,5 @@ def test_every_status_and_media_type_sent_is_in_the_openapi_document(app_client)
     operations = {(m, path) for path, ops in doc["paths"].items() for m in ops}
     assert operations == {(m, t) for m, t, _, _ in seen}
     media = {m for *_, m in seen}
-    assert {"application/json", "application/fhir+json", "text/csv", "text/plain"} <= media
+    assert {"application/json", "application/fhir+json", "x-application/hl7-v2+er7", "text/csv",
+            "text/plain"} <= media

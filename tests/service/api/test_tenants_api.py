@@ -75,7 +75,8 @@ def _rows(client, table):
 
 def test_another_tenants_prediction_answers_404_as_if_absent(tenants):
     pid = _predict(tenants, A, "MRN-A1")["id"]
-    for path in (f"/v1/predictions/{pid}", f"/v1/predictions/{pid}/fhir"):
+    for path in (f"/v1/predictions/{pid}", f"/v1/predictions/{pid}/fhir",
+                 f"/v1/predictions/{pid}/hl7"):
         foreign = tenants.get(path, headers=B)
         assert foreign.status_code == 404
         assert foreign.json() == _missing("prediction", pid)
@@ -84,6 +85,34 @@ def test_another_tenants_prediction_answers_404_as_if_absent(tenants):
         assert tenants.get(path, headers=A2).status_code == 200  # same tenant, other key
         # a bare digest holds every scope, admin included, as before tenants existed
         assert tenants.get(path, headers=LEGACY).status_code == 200
+
+
+def test_hl7_of_another_tenants_prediction_is_404_and_the_tenants_own_is_audited(tenants):
+    pid = _predict(tenants, A, "MRN-HL7-A")["id"]
+    foreign = tenants.get(f"/v1/predictions/{pid}/hl7", headers=B)
+    assert foreign.status_code == 404 and foreign.json() == _missing("prediction", pid)
+    assert "MRN-HL7-A" not in foreign.text
+    own = tenants.get(f"/v1/predictions/{pid}/hl7", headers=READER)
+    assert own.status_code == 200
+    assert own.headers["content-type"].startswith("x-application/hl7-v2+er7")
+    assert own.text.startswith("MSH|") and "MRN-HL7-A" in own.text
+    assert own.headers["cache-control"] == "no-store"
+    assert tenants.get(f"/v1/predictions/{pid}/hl7", headers=ADMIN).status_code == 200
+    trail = [(r["action"], r["tenant"], r["principal"], r["resource_id"])
+             for r in _rows(tenants, audit_log) if r["action"] == "hl7"]
+    assert trail == [("hl7", "lab-a", "key:" + key_digest("reader-a")[:12], pid),
+                     ("hl7", "ops", "key:" + key_digest("ops")[:12], pid)]
+
+
+def test_a_prediction_404_names_a_batch_id_only_to_the_batchs_tenant(tenants):
+    created = tenants.post("/v1/batches", files={"file": ("x.csv", export_csv(1), "text/csv")},
+                           headers=A)
+    job = created.json()["id"]
+    foreign = tenants.get(f"/v1/predictions/{job}", headers=B)
+    assert foreign.status_code == 404 and foreign.json() == _missing("prediction", job)
+    own = tenants.get(f"/v1/predictions/{job}", headers=A)
+    assert own.status_code == 404 and "is a batch id" in own.json()["error"]["message"]
+    assert _wait(tenants, job, A)["status"] == "done"
 
 
 def test_listing_shows_only_the_tenants_rows_with_and_without_a_patient_filter(tenants):
@@ -167,6 +196,9 @@ def test_admin_reads_across_tenants(tenants):
     ("get", "/v1/predictions", WRITER, "read"),
     ("get", "/v1/predictions/some-id", WRITER, "read"),
     ("get", "/v1/predictions/some-id/fhir", WRITER, "read"),
+    ("get", "/v1/predictions/some-id/hl7", WRITER, "read"),
+    ("post", "/v1/cells/fcs", WRITER, "read"),
+    ("get", "/v1/cells/reference", WRITER, "read"),
     ("get", "/v1/batches/some-id", WRITER, "read"),
     ("get", "/v1/batches/some-id/results", WRITER, "read"),
     ("get", "/v1/model", WRITER, "read"),

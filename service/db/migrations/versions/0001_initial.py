@@ -30,13 +30,12 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# The tables as they were at this revision, written out here rather than taken from
-# `tables.py`: that module describes the newest schema, and later revisions are explicit
-# `op.*` changes on top of this one.
-_schema = MetaData()  # the schema at this revision, frozen
+# The schema exactly as it was at this revision, frozen here (not read from `tables.py`, which
+# moves on: later revisions are explicit `op.*` changes on top of this one).
+metadata = MetaData()
 
 predictions = Table(
-    "predictions", _schema,
+    "predictions", metadata,
     Column("id", String(36), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("patient_id", String(128), nullable=False),
@@ -58,7 +57,7 @@ predictions = Table(
 )
 
 idempotency_keys = Table(
-    "idempotency_keys", _schema,
+    "idempotency_keys", metadata,
     Column("principal", String(64), primary_key=True),  # api key hash prefix or "anonymous"
     Column("key", String(255), primary_key=True),
     Column("request_sha256", String(64), nullable=False),
@@ -68,7 +67,7 @@ idempotency_keys = Table(
 )
 
 audit_log = Table(
-    "audit_log", _schema,
+    "audit_log", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
            autoincrement=True),
     Column("at", DateTime(timezone=True), nullable=False),
@@ -80,7 +79,7 @@ audit_log = Table(
 )
 
 batch_jobs = Table(
-    "batch_jobs", _schema,
+    "batch_jobs", metadata,
     Column("id", String(36), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -98,7 +97,7 @@ batch_jobs = Table(
 )
 
 job_chunks = Table(
-    "job_chunks", _schema,
+    "job_chunks", metadata,
     Column("job_id", String(36), ForeignKey("batch_jobs.id"), primary_key=True),
     Column("chunk_index", Integer, primary_key=True),
     Column("first_seq", Integer, nullable=False),
@@ -113,7 +112,7 @@ job_chunks = Table(
 )
 
 job_items = Table(
-    "job_items", _schema,
+    "job_items", metadata,
     Column("job_id", String(36), ForeignKey("batch_jobs.id"), primary_key=True),
     Column("seq", Integer, primary_key=True),  # position of the sample in the upload
     Column("patient_id", String(128), nullable=True),
@@ -126,13 +125,13 @@ job_items = Table(
     UniqueConstraint("prediction_id", name="uq_job_items_prediction"),
 )
 
-
-_TABLES = (batch_jobs, predictions, idempotency_keys, audit_log, job_chunks, job_items)
+_TABLES = ("batch_jobs", "predictions", "idempotency_keys", "audit_log", "job_chunks",
+           "job_items")
 
 
 def upgrade() -> None:
-    _schema.create_all(op.get_bind(), tables=list(_TABLES))
+    metadata.create_all(op.get_bind(), tables=[metadata.tables[t] for t in _TABLES])
 
 
 def downgrade() -> None:
-    _schema.drop_all(op.get_bind(), tables=list(reversed(_TABLES)))
+    metadata.drop_all(op.get_bind(), tables=[metadata.tables[t] for t in reversed(_TABLES)])

@@ -6,7 +6,7 @@ key's, keyed by (tenant, key); where two keys of the old scheme had used the sam
 `Idempotency-Key`, the earliest record is kept.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-12-03
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

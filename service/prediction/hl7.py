@@ -1,0 +1,250 @@
+"""A stored prediction as an HL7 v2.5.1 `ORU^R01` message, the shape a laboratory information
+system (LIS) takes results in.
+
+Built with `hl7apy` (segment structure, datatypes, validation against the 2.5.1 message
+structure) rather than by joining strings. Every value that comes from outside (patient and
+sample ids, model names) is escaped first by `escape`, which escapes the escape character itself
+before `|^~&`: hl7apy's own escaping leaves a literal `\\F\\` in a value as it is, so an id
+holding it would reach the LIS as a `|`.
+
+Layout (one observation per message):
+  MSH  sender `hct`, message control id derived from the prediction id (stable: a resend of the
+       same prediction carries the same id, so the LIS can de-duplicate)
+  PID  PID-3 patient id; PID-5 `""` (the name is not known to hct: HL7's explicit null)
+  OBR  OBR-3 sample id, OBR-7 collection time, OBR-25 `P`
+  OBX  LOINC 20570-8, NM in UCUM `%`, OBX-7 reference range by sex, OBX-8 L/N/H, OBX-11 `P`
+       (preliminary: an unvalidated model estimate), OBX-17 the model and version
+  OBX  (when present) the prediction interval as NR `lower^upper`
+  NTE  research-use notice, baselines, measured value and residual, quality verdict
+
+A quality verdict of `withheld` sends no value: OBX-5 empty, OBX-11 `X` (result cannot be
+obtained) and an NTE with the reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.core import Message
+
+from service.prediction.notice import NOTICE
+from service.prediction.prediction import Prediction
+
+# HL7 over HTTP (as HAPI and integration engines use it) names ER7 text this way; IANA has no
+# registered type for pipe-delimited v2 (only application/hl7v2+xml for the XML encoding).
+MEDIA_TYPE = "x-application/hl7-v2+er7"
+VERSION = "2.5.1"
+SENDING_APPLICATION = "hct"
+LOINC_HCT = ("20570-8", "Hematocrit [Volume Fraction] of Blood by calculation", "LN")
+LOCAL_PANEL = ("HCT-EST", "Hematocrit estimate from red-cell measurements", "L")
+LOCAL_INTERVAL = ("HCT-PI", "Hematocrit estimate prediction interval", "L")
+UNIT = ("%", "%", "UCUM")
+_ESCAPES = {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\"}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A prediction interval around the estimate (percent, `level` e.g. 0.9)."""
+
+    lower: float
+    upper: float
+    level: float
+
+
+@dataclass(frozen=True)
+class Quality:
+    """The quality verdict on a sample: `status` ok | review | withheld."""
+
+    status: str
+    score: float | None
+    reasons: tuple[str, ...]
+
+
+def escape(value: str) -> str:
+    """`value` as ER7 text: the escape character first (`\\` → `\\E\\`), then `|` → `\\F\\`,
+    `^` → `\\S\\`, `&` → `\\T\\`, `~` → `\\R\\`; CR/LF (segment breaks) become spaces.
+
+    Non-ASCII text stays as it is: messages declare UTF-8 (MSH-18), so no `\\X..\\` hex
+    escapes are needed (python-hl7's `escape` writes code points as one byte, wrong for UTF-8).
+    """
+    flat = value.replace("\r", " ").replace("\n", " ")
+    return "".join(_ESCAPES.get(c, c) for c in flat)
+
+
+def _coded(code: tuple[str, str, str]) -> str:
+    return "^".join(escape(part) for part in code)
+
+
+def _dtm(value: datetime | str | None) -> str:
+    """HL7 DTM `YYYYMMDDHHMMSS+ZZZZ`; naive datetimes (SQLite reads) are UTC."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.strftime("%Y%m%d%H%M%S%z")
+
+
+def control_id(record: Prediction) -> str:
+    """MSH-10 (at most 20 characters in 2.5.1): the prediction id's first 20 hex digits, the
+    same for every message about this prediction, so a resend is recognisable as one.
+    """
+    return record.id.replace("-", "")[:20].upper()
+
+
+def processing_id(settings: Any) -> str:
+    """MSH-11: `P` production, `T` test, `D` development (a LIS may refuse non-production)."""
+    return {"production": "P", "test": "T"}.get(settings.environment, "D")
+
+
+def interval_of(record: Prediction) -> Interval | None:
+    """The record's prediction interval, once predictions carry one
+    (`hematocrit_interval_pct = {lower, upper, level}`)."""
+    raw = getattr(record, "hematocrit_interval_pct", None)
+    if not raw:
+        return None
+    raw = raw if isinstance(raw, Mapping) else vars(raw)
+    return Interval(float(raw["lower"]), float(raw["upper"]), float(raw["level"]))
+
+
+def quality_of(record: Prediction) -> Quality | None:
+    """The record's quality verdict, once predictions carry one (`quality = {status, score,
+    reasons}`)."""
+    raw = getattr(record, "quality", None)
+    if not raw:
+        return None
+    raw = raw if isinstance(raw, Mapping) else vars(raw)
+    score = raw.get("score")
+    return Quality(str(raw["status"]), None if score is None else float(score),
+                   tuple(str(r) for r in raw.get("reasons") or ()))
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def _baseline_note(record: Prediction) -> str:
+    parts = [f"{name} {_fmt(v)} %" if v is not None else f"{name} not available"
+             for name, v in record.baselines.items()]
+    return "Clinical baselines on the same cells: " + "; ".join(parts) + "."
+
+
+def _measured_note(record: Prediction) -> str | None:
+    measured = record.lab.get("measured_hematocrit_pct")
+    if measured is None:
+        return None
+    return (f"Measured hematocrit supplied with the sample: {_fmt(measured)} %; model minus "
+            f"measured: {record.hematocrit_pct - measured:+.1f} %.")
+
+
+def oru_r01(record: Prediction, *, interval: Interval | None = None,
+            quality: Quality | None = None, now: datetime | None = None,
+            processing_id: str = "P", receiving_application: str = "",
+            receiving_facility: str = "") -> Message:
+    """The validated `ORU^R01` for one stored prediction (raises if hl7apy finds it invalid).
+
+    `interval` and `quality` default to what the record carries (`interval_of`, `quality_of`).
+    """
+    interval = interval if interval is not None else interval_of(record)
+    quality = quality if quality is not None else quality_of(record)
+    withheld = quality is not None and quality.status == "withheld"
+    low, high = record.reference_range
+    collected = _dtm(record.lab.get("collected_at"))
+    reported = _dtm(record.created_at)
+
+    m = Message("ORU_R01", version=VERSION, validation_level=VALIDATION_LEVEL.TOLERANT)
+    m.msh.msh_3 = SENDING_APPLICATION
+    m.msh.msh_5 = escape(receiving_application)
+    m.msh.msh_6 = escape(receiving_facility)
+    m.msh.msh_7 = _dtm(now or datetime.now(UTC))
+    m.msh.msh_9 = "ORU^R01^ORU_R01"
+    m.msh.msh_10 = control_id(record)
+    m.msh.msh_11 = processing_id
+    m.msh.msh_15 = "AL"  # accept acknowledgement: always (MLLP delivery waits for it)
+    m.msh.msh_16 = "NE"
+    m.msh.msh_18 = "UNICODE UTF-8"
+
+    result = m.add_group("ORU_R01_PATIENT_RESULT")
+    pid = result.add_group("ORU_R01_PATIENT").pid
+    pid.pid_1 = "1"
+    pid.pid_3 = f"{escape(record.patient_id)}^^^^PI"
+    pid.pid_5 = '""'
+
+    order = result.add_group("ORU_R01_ORDER_OBSERVATION")
+    order.obr.obr_1 = "1"
+    order.obr.obr_3 = escape(record.sample_id)
+    order.obr.obr_4 = _coded(LOCAL_PANEL)
+    if collected:
+        order.obr.obr_7 = collected
+    order.obr.obr_22 = reported
+    order.obr.obr_25 = "P"
+
+    method = _coded((f"{record.model_name} {record.model_version}",
+                     f"Deep Sets++ {record.model_name} {record.model_version} "
+                     f"ONNX sha256 {record.onnx_sha256[:12]}", "L"))
+    obs = order.add_group("ORU_R01_OBSERVATION")
+    obx = obs.obx
+    obx.obx_1 = "1"
+    obx.obx_2 = "NM"
+    obx.obx_3 = _coded(LOINC_HCT)
+    obx.obx_6 = _coded(UNIT)
+    obx.obx_7 = f"{_fmt(low)}-{_fmt(high)}"
+    if withheld:
+        obx.obx_11 = "X"
+    else:
+        obx.obx_5 = _fmt(record.hematocrit_pct)
+        obx.obx_8 = record.flag
+        obx.obx_11 = "P"
+    if collected:
+        obx.obx_14 = collected
+    obx.obx_17 = method
+    obx.obx_19 = reported
+
+    notes = [f"Model estimate, not a measured value. {NOTICE}", _baseline_note(record)]
+    measured = _measured_note(record)
+    if measured is not None and not withheld:
+        notes.append(measured)
+    if quality is not None:
+        score = "" if quality.score is None else f" (score {quality.score:.2f})"
+        reasons = "; ".join(quality.reasons) or "none given"
+        verb = "value withheld" if withheld else "value reported"
+        notes.append(f"Quality verdict: {quality.status}{score}, {verb}. Reasons: {reasons}.")
+    for i, text in enumerate(notes, start=1):
+        nte = obs.add_segment("NTE")
+        nte.nte_1 = str(i)
+        nte.nte_2 = "L"
+        nte.nte_3 = escape(text)
+
+    if interval is not None and not withheld:
+        pi = order.add_group("ORU_R01_OBSERVATION").obx
+        pi.obx_1 = "2"
+        pi.obx_2 = "NR"
+        pi.obx_3 = _coded(LOCAL_INTERVAL)
+        pi.obx_4 = "1"
+        pi.obx_5 = f"{_fmt(interval.lower)}^{_fmt(interval.upper)}"
+        pi.obx_6 = _coded(UNIT)
+        pi.obx_11 = "P"
+        pi.obx_17 = method
+        note = pi.parent.add_segment("NTE")
+        note.nte_1 = "1"
+        note.nte_2 = "L"
+        note.nte_3 = escape(f"{round(interval.level * 100):d} % prediction interval of the "
+                            f"model estimate. {NOTICE}")
+
+    m.validate()  # raises hl7apy.exceptions.ValidationError on a structural problem
+    return m
+
+
+def to_er7(message: Message) -> str:
+    """ER7 text with segments ended by CR (the MLLP and file convention)."""
+    return str(message.to_er7()) + "\r"
+
+
+def message_for(record: Prediction, **kwargs: Any) -> str:
+    """The ER7 text of `oru_r01(record, **kwargs)`."""
+    return to_er7(oru_r01(record, **kwargs))
