@@ -79,7 +79,8 @@ def make_writer(settings: Settings) -> PredictionWriter:
     """The one writer, queueing HL7 messages too when a LIS is configured."""
     if not settings.hl7_mllp_host:
         return PredictionWriter()
-    return PredictionWriter(hl7_processing_id=hl7.processing_id(settings))
+    return PredictionWriter(hl7_processing_id=hl7.processing_id(settings),
+                            hl7_tenants=frozenset(settings.hl7_mllp_tenants) or None)
 
 
 def build_offline(settings: Settings) -> tuple[Engine, Predictor, PredictionWriter]:

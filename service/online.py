@@ -31,6 +31,7 @@ from service.prediction.predictor import ModelBatch, Predictor
 from service.runtime.batcher import MicroBatcher
 from service.runtime.onnx_model import OnnxModel
 from service.settings import Settings
+from service.tenancy import Principal
 
 log = logging.getLogger("hct.online")
 
@@ -44,7 +45,7 @@ class OnlineRequest:
 
     cellset: CellSet
     cells: np.ndarray  # [n, 2] the cells the model sees
-    principal: str
+    principal: Principal
     source: str  # api | fcs
     key: str | None  # Idempotency-Key
     digest: str  # sha256 of the request, compared on a retry with the same key
@@ -96,7 +97,7 @@ class OnlinePredictions:
     async def stop(self) -> None:
         await self.batcher.stop()
 
-    async def predict(self, cellset: CellSet, *, principal: str, source: str,
+    async def predict(self, cellset: CellSet, *, principal: Principal, source: str,
                       key: str | None, digest: str) -> Stored:
         """Score and persist; returns the prediction and whether it was created now (False:
         an idempotent replay)."""
@@ -107,17 +108,19 @@ class OnlinePredictions:
                                 source, key, digest)
         return await self.batcher.submit(request)
 
-    def replay(self, principal: str, key: str | None, digest: str) -> Prediction | None:
-        """The stored prediction for a retried `Idempotency-Key`, or None for a new request."""
+    def replay(self, principal: Principal, key: str | None,
+               digest: str) -> Prediction | None:
+        """The stored prediction for the tenant's retried `Idempotency-Key`, or None for a new
+        request."""
         if key is None:
             return None  # no key, nothing to replay: no database round trip
         with self.engine.begin() as conn:
-            prediction_id = replayed_id(conn, principal, key, digest, "prediction")
+            prediction_id = replayed_id(conn, principal.tenant, key, digest, "prediction")
             if prediction_id is None:
                 return None
-            record_audit(conn, principal=principal, action="replay", resource="prediction",
-                         resource_id=prediction_id)
-            return get_prediction(conn, prediction_id)
+            record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant,
+                         action="replay", resource="prediction", resource_id=prediction_id)
+            return get_prediction(conn, prediction_id, tenant=principal.tenant)
 
     def _run_model(self, requests: list[OnlineRequest]) -> ModelBatch:
         return self.predictor.run_model([r.cells for r in requests])
@@ -131,7 +134,8 @@ class OnlinePredictions:
         duplicate cannot fail its neighbours.
         """
         predictions = self.predictor.finish([r.cellset for r in requests], batch,
-                                            sources=[r.source for r in requests])
+                                            sources=[r.source for r in requests],
+                                            tenants=[r.principal.tenant for r in requests])
         try:
             with self.engine.begin() as conn:
                 self._write(conn, requests, predictions)
@@ -149,9 +153,11 @@ class OnlinePredictions:
         pairs = list(zip(requests, predictions, strict=True))
         self.writer.write(
             conn, predictions,
-            keys=[IdempotencyRecord(r.principal, r.key, r.digest, "prediction", p.id)
+            keys=[IdempotencyRecord(r.principal.tenant, r.principal.fingerprint, r.key,
+                                    r.digest, "prediction", p.id)
                   for r, p in pairs if r.key is not None],
-            audits=[AuditEntry(r.principal, "create", "prediction", p.id) for r, p in pairs])
+            audits=[AuditEntry(r.principal.fingerprint, "create", "prediction", p.id,
+                               tenant=r.principal.tenant) for r, p in pairs])
 
     def _store_one(self, request: OnlineRequest, prediction: Prediction) -> Stored | Exception:
         try:

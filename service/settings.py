@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.tenancy import KeyEntry, parse_key_entry
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 
@@ -73,22 +75,39 @@ class Settings(BaseSettings):
     hl7_mllp_host: str | None = None
     hl7_mllp_port: int = Field(2575, ge=1, le=65535)
     hl7_mllp_max_attempts: int = Field(10, ge=1)  # then the message is marked failed
+    # Whose predictions go to that LIS (one link per deployment); empty: every tenant's, which
+    # is refused when the keys name more than one tenant (one lab's LIS, another's patients).
+    hl7_mllp_tenants: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
-            return [k.strip().lower() for k in value.split(",") if k.strip()]
+            # commas or newlines (a compose secret file holds one entry a line)
+            return [k.strip().lower() for k in value.replace("\n", ",").split(",")
+                    if k.strip()]
+        return value
+
+    @field_validator("hl7_mllp_tenants", mode="before")
+    @classmethod
+    def _split_tenants(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [t.strip().lower() for t in value.split(",") if t.strip()]
         return value
 
     @field_validator("api_keys")
     @classmethod
-    def _keys_are_sha256(cls, keys: list[str]) -> list[str]:
-        for key in keys:
-            if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
-                raise ValueError("HCT_API_KEYS holds sha256 hex digests (64 hex characters), "
-                                 "not raw keys")
+    def _keys_are_entries(cls, keys: list[str]) -> list[str]:
+        entries = [parse_key_entry(key) for key in keys]  # TENANT:SCOPES:SHA256HEX or digest
+        digests = [e.digest for e in entries]
+        if len(set(digests)) != len(digests):
+            raise ValueError("HCT_API_KEYS lists one key digest twice")
         return keys
+
+    @property
+    def key_entries(self) -> list[KeyEntry]:
+        """The configured keys with their tenants and scopes."""
+        return [parse_key_entry(key) for key in self.api_keys]
 
     @property
     def database_url_with_password(self) -> str:
@@ -99,6 +118,16 @@ class Settings(BaseSettings):
         if self.database_password is not None and url.password is None and url.username:
             url = url.set(password=self.database_password.get_secret_value())
         return url.render_as_string(hide_password=False)
+
+    @model_validator(mode="after")
+    def _one_lis_per_tenant_set(self) -> Settings:
+        tenants = {e.tenant for e in self.key_entries}
+        if self.hl7_mllp_host and not self.hl7_mllp_tenants and len(tenants) > 1:
+            raise ValueError(
+                f"HCT_HL7_MLLP_TENANTS must name the tenants whose results go to the LIS at "
+                f"HCT_HL7_MLLP_HOST: HCT_API_KEYS has keys of {len(tenants)} tenants "
+                f"({', '.join(sorted(tenants))})")
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

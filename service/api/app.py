@@ -15,8 +15,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.api.control_characters import ControlCharacterMiddleware
+from service.api.docs_guard import DocsGuardMiddleware
 from service.api.errors import install_error_handlers
-from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.api.middleware import (
+    BodyLimitMiddleware,
+    MetricsMiddleware,
+    SecurityHeadersMiddleware,
+)
 from service.api.routes import (
     batches,
     cells,
@@ -84,5 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ControlCharacterMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes,
                        max_upload=settings.max_upload_bytes)
+    app.add_middleware(DocsGuardMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # on every response, 413s and 401s too
     app.add_middleware(MetricsMiddleware)
     return app

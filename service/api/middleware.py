@@ -109,3 +109,31 @@ class MetricsMiddleware:
             metrics.HTTP_REQUESTS.labels(template, method, str(status)).inc()
             metrics.HTTP_LATENCY.labels(template, method).observe(elapsed)
             log.info("%s %s %d %.1fms", method, template, status, elapsed * 1000)
+
+
+class SecurityHeadersMiddleware:
+    """`nosniff` on every response; `no-store` on the API's (they carry patient data), so no
+    browser or shared cache keeps a copy."""
+
+    def __init__(self, app: ASGIApp, *, no_store_prefix: str = "/v1/") -> None:
+        self.app, self.no_store_prefix = app, no_store_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        no_store = scope["path"].startswith(self.no_store_prefix)
+
+        async def add_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                replaced = {b"x-content-type-options", b"cache-control"} if no_store \
+                    else {b"x-content-type-options"}
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() not in replaced]
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if no_store:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, add_headers)

@@ -1,45 +1,88 @@
-"""Optional API keys: `HCT_API_KEYS` holds sha256 hex digests of the keys, never the keys.
+"""Optional API keys: `HCT_API_KEYS` holds sha256 hex digests of the keys, never the keys,
+each with the tenant it acts for and its scopes (`service/tenancy.py`).
 
-A request presents its key as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Digests are
-compared in constant time against every configured hash. Health and metrics stay open.
+A request presents its key as `Authorization: Bearer <key>`, `X-API-Key: <key>` or HTTP Basic
+with the key as password (so a browser can open `/docs`). Digests are compared in constant time
+against every configured hash. Health and metrics stay open.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
-
-from fastapi import Request
+from collections.abc import Mapping, Sequence
 
 from service.api.errors import ApiError
+from service.tenancy import DEVELOPMENT, KeyEntry, Principal
 
 ANONYMOUS = "anonymous"
+FINGERPRINT_HEX = 12
 
 
 def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def presented_key(request: Request) -> str | None:
-    auth = request.headers.get("authorization")
-    if auth and auth.lower().startswith("bearer "):
-        return auth[7:].strip() or None
-    return request.headers.get("x-api-key") or None
+def fingerprint(key: str | None) -> str:
+    """How a key is named in the audit: the first 12 hex of its sha256, never the key."""
+    return ANONYMOUS if key is None else "key:" + key_digest(key)[:FINGERPRINT_HEX]
 
 
-def authenticate(request: Request, key_hashes: list[str]) -> str:
-    """The caller's principal (a prefix of its key hash), or 401/403 when keys are required."""
-    if not key_hashes:
-        return ANONYMOUS
-    key = presented_key(request)
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip() or None
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            return decoded.partition(":")[2] or None
+    return headers.get("x-api-key") or None
+
+
+class Rejected(ApiError):
+    """A refused credential (401/403); carries what the audit records about the caller."""
+
+    def __init__(self, status: int, code: str, message: str, *, presented: str | None,
+                 tenant: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, code, message, "header.authorization", headers)
+        self.fingerprint = fingerprint(presented)
+        self.tenant = tenant
+
+
+def authenticate(headers: Mapping[str, str], keys: Sequence[KeyEntry]) -> Principal:
+    """The caller's `Principal`, or `Rejected` (401 without a key, 403 with a wrong one).
+
+    Without configured keys (development) every caller is tenant `default` with all scopes.
+    """
+    if not keys:
+        return DEVELOPMENT
+    key = presented_key(headers)
     if key is None:
-        raise ApiError(401, "unauthorized", "an API key is required: send 'Authorization: "
-                       "Bearer <key>' or 'X-API-Key: <key>'", "header.authorization",
+        raise Rejected(401, "unauthorized", "an API key is required: send 'Authorization: "
+                       "Bearer <key>' or 'X-API-Key: <key>'", presented=None,
                        headers={"WWW-Authenticate": "Bearer"})
     digest = key_digest(key)
-    match = False
-    for candidate in key_hashes:  # no early exit: time does not depend on which key matched
-        match |= hmac.compare_digest(digest, candidate)
-    if not match:
-        raise ApiError(403, "forbidden", "the API key is not valid", "header.authorization")
-    return "key:" + digest[:12]
+    found: KeyEntry | None = None
+    for entry in keys:  # no early exit: time does not depend on which key matched
+        if hmac.compare_digest(digest, entry.digest):
+            found = entry
+    if found is None:
+        raise Rejected(403, "forbidden", "the API key is not valid", presented=key)
+    return Principal(found.tenant, found.scopes, fingerprint(key))
+
+
+def require_scope(principal: Principal, scope: str, presented: str | None) -> Principal:
+    """`principal` if its key holds `scope` (or `admin`); else a 403 naming the scope."""
+    if principal.allows(scope):
+        return principal
+    raise Rejected(403, "insufficient_scope", f"this API key lacks the {scope!r} scope "
+                   f"(it has {'+'.join(sorted(principal.scopes))})", presented=presented,
+                   tenant=principal.tenant,
+                   headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", '
+                                                f'scope="{scope}"'})

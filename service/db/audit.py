@@ -19,12 +19,13 @@ class AuditEntry:
     resource: str
     resource_id: str | None
     detail: str | None = None
+    tenant: str | None = None  # None only for a refused key that names no tenant
 
 
-def record_audit(conn: Connection, *, principal: str, action: str, resource: str,
-                 resource_id: str | None, detail: str | None = None) -> None:
+def record_audit(conn: Connection, *, principal: str, tenant: str | None, action: str,
+                 resource: str, resource_id: str | None, detail: str | None = None) -> None:
     """Append one audit entry. There is deliberately no update or delete function."""
-    record_audits(conn, [AuditEntry(principal, action, resource, resource_id, detail)])
+    record_audits(conn, [AuditEntry(principal, action, resource, resource_id, detail, tenant)])
 
 
 def record_audits(conn: Connection, entries: Sequence[AuditEntry]) -> None:

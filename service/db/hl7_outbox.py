@@ -53,7 +53,7 @@ def claim_head(conn: Connection, owner: str, lease: timedelta,
         select(hl7_outbox.c.id, hl7_outbox.c.prediction_id, hl7_outbox.c.control_id,
                hl7_outbox.c.message, hl7_outbox.c.attempts, hl7_outbox.c.next_attempt_at)
         .where(hl7_outbox.c.status == "pending").order_by(hl7_outbox.c.id).limit(1)).first()
-    if head is None or _aware(head.next_attempt_at) > now:
+    if head is None or head.next_attempt_at > now:  # UtcDateTime: aware on both databases
         return None  # empty, or the head is backing off: later messages wait behind it
     claimed = conn.execute(
         update(hl7_outbox)
@@ -103,8 +103,3 @@ def rows(conn: Connection) -> list[dict[str, Any]]:
     """Every outbox row in delivery order (tests and operators)."""
     return [r._asdict() for r in conn.execute(select(hl7_outbox).order_by(hl7_outbox.c.id))]
 
-
-def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -17,7 +17,8 @@ from service.db.tables import idempotency_keys
 class IdempotencyRecord:
     """A key to save beside the resource it created, in the same transaction."""
 
-    principal: str
+    tenant: str
+    principal: str  # the key that created it (audit), not part of the lookup
     key: str
     request_sha256: str
     resource: str
@@ -31,15 +32,16 @@ def save_idempotency(conn: Connection, record: IdempotencyRecord) -> None:
     conn.execute(insert(idempotency_keys).values(**vars(record), created_at=utcnow()))
 
 
-def replayed_id(conn: Connection, principal: str, key: str | None, digest: str,
+def replayed_id(conn: Connection, tenant: str, key: str | None, digest: str,
                 resource: str) -> str | None:
-    """The id created by an earlier request with this key, or None for a new request."""
+    """The id created by an earlier request of this tenant with this key, or None for a new
+    request (another tenant's key of the same name is another key)."""
     if key is None:
         return None
     row = conn.execute(
         select(idempotency_keys.c.request_sha256, idempotency_keys.c.resource,
                idempotency_keys.c.resource_id)
-        .where(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key)
+        .where(idempotency_keys.c.tenant == tenant, idempotency_keys.c.key == key)
     ).first()
     if row is None:
         return None

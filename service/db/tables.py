@@ -8,7 +8,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -21,12 +20,15 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from service.db.utc import UtcDateTime
+from service.tenancy import DEFAULT_TENANT
+
 metadata = MetaData()
 
 predictions = Table(
     "predictions", metadata,
     Column("id", String(36), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("created_at", UtcDateTime(), nullable=False, index=True),
     Column("patient_id", String(128), nullable=False),
     Column("sample_id", String(128), nullable=False),
     Column("source", String(16), nullable=False),  # api | fcs | batch | cli
@@ -49,26 +51,31 @@ predictions = Table(
     Column("quality_status", String(8), nullable=True),  # ok | warn | withheld
     Column("quality_score", Float, nullable=True),
     Column("quality_reasons", JSON, nullable=True),
+    Column("tenant", String(64), nullable=False, server_default=DEFAULT_TENANT),
     Index("ix_predictions_patient", "patient_id", "created_at"),
+    Index("ix_predictions_tenant", "tenant", "patient_id", "created_at"),
 )
 
 idempotency_keys = Table(
     "idempotency_keys", metadata,
-    Column("principal", String(64), primary_key=True),  # api key hash prefix or "anonymous"
+    # A key is the tenant's: every key of one tenant (two during a rotation) replays it.
+    Column("tenant", String(64), primary_key=True),
     Column("key", String(255), primary_key=True),
+    Column("principal", String(64), nullable=False),  # the key that created it: "key:<hex12>"
     Column("request_sha256", String(64), nullable=False),
     Column("resource", String(16), nullable=False),  # prediction | batch
     Column("resource_id", String(36), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 audit_log = Table(
     "audit_log", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
            autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
     Column("principal", String(64), nullable=False),
-    Column("action", String(32), nullable=False),  # create | read | list | fhir | ...
+    Column("tenant", String(64), nullable=True),  # None: a refused key of no known tenant
+    Column("action", String(32), nullable=False),  # create | read | list | fhir | denied | ...
     Column("resource", String(16), nullable=False),
     Column("resource_id", String(128), nullable=True),
     Column("detail", Text, nullable=True),
@@ -77,8 +84,8 @@ audit_log = Table(
 batch_jobs = Table(
     "batch_jobs", metadata,
     Column("id", String(36), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     Column("status", String(16), nullable=False, index=True),  # queued|running|done|failed
     Column("filename", String(255), nullable=False),
     Column("format", String(16), nullable=True),
@@ -88,8 +95,9 @@ batch_jobs = Table(
     Column("error_items", Integer, nullable=False, default=0),
     Column("error", Text, nullable=True),  # why a job failed as a whole
     Column("principal", String(64), nullable=False),
+    Column("tenant", String(64), nullable=False, server_default=DEFAULT_TENANT),
     Column("lease_owner", String(64), nullable=True),  # worker splitting the upload
-    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("lease_expires_at", UtcDateTime(), nullable=True),
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),  # splits begun
 )
 
@@ -103,7 +111,7 @@ job_chunks = Table(
     Column("payload", LargeBinary, nullable=False),  # npz of the chunk's cell sets
     Column("status", String(16), nullable=False),  # pending | done
     Column("lease_owner", String(64), nullable=True),
-    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("lease_expires_at", UtcDateTime(), nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Index("ix_job_chunks_status", "status", "job_id"),
 )
@@ -133,12 +141,12 @@ hl7_outbox = Table(
     Column("message", Text, nullable=False),  # ER7, frozen at enqueue: a resend is identical
     Column("status", String(16), nullable=False),  # pending | sent | rejected | failed
     Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
     Column("lease_owner", String(64), nullable=True),
-    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("lease_expires_at", UtcDateTime(), nullable=True),
     Column("ack_code", String(2), nullable=True),  # MSA-1 of the last answer
     Column("last_error", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
     Index("ix_hl7_outbox_status", "status", "id"),
 )

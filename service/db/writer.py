@@ -19,9 +19,13 @@ from service.prediction.prediction import Prediction
 class PredictionWriter:
     """Writes predictions in the caller's transaction (one commit per micro-batch or chunk)."""
 
-    def __init__(self, *, hl7_processing_id: str | None = None) -> None:
+    def __init__(self, *, hl7_processing_id: str | None = None,
+                 hl7_tenants: frozenset[str] | None = None) -> None:
         # None: no LIS delivery configured, nothing queued
         self.hl7_processing_id = hl7_processing_id
+        # whose predictions the LIS receives; None: every tenant's (settings refuse that when
+        # keys name several tenants)
+        self.hl7_tenants = hl7_tenants
 
     def write(self, conn: Connection, predictions: Sequence[Prediction], *,
               keys: Sequence[IdempotencyRecord] = (),
@@ -33,4 +37,6 @@ class PredictionWriter:
             save_idempotency(conn, key)
         record_audits(conn, audits)
         if self.hl7_processing_id is not None:
-            hl7_outbox.enqueue(conn, predictions, processing_id=self.hl7_processing_id)
+            delivered = [p for p in predictions
+                         if self.hl7_tenants is None or p.tenant in self.hl7_tenants]
+            hl7_outbox.enqueue(conn, delivered, processing_id=self.hl7_processing_id)

@@ -216,7 +216,7 @@ class JobRunner:
                 raise RuntimeError(f"chunk failed {MAX_CHUNK_ATTEMPTS} times")
             items = decode_chunk(claim.payload, self.settings.min_cells)
             records = self.predictor.predict_many([cs for _, cs in items], source="batch",
-                                                  job_id=claim.job_id)
+                                                  job_id=claim.job_id, tenant=claim.tenant)
         except Exception as exc:  # an unscorable chunk must not block the job forever
             log.exception("job %s chunk %d could not be scored", claim.job_id, claim.chunk_index)
             self._fail_chunk(claim, without_paths(f"{type(exc).__name__}: {exc}"))

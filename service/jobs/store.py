@@ -33,6 +33,7 @@ class JobRow:
     error_items: int
     error: str | None
     principal: str
+    tenant: str
     lease_owner: str | None
     lease_expires_at: datetime | None
     attempts: int = 0  # splits begun, this one included
@@ -45,18 +46,24 @@ class ChunkClaim:
     seqs: list[int]
     payload: bytes
     attempts: int
+    tenant: str  # the job's: its predictions are the tenant's
 
 
 def create_job(conn: Connection, *, job_id: str, filename: str, fmt: str | None,
-               upload_path: str, principal: str) -> None:
+               upload_path: str, principal: str, tenant: str) -> None:
     now = utcnow()
     conn.execute(insert(batch_jobs).values(
         id=job_id, created_at=now, updated_at=now, status="queued", filename=filename,
-        format=fmt, upload_path=upload_path, done_items=0, error_items=0, principal=principal))
+        format=fmt, upload_path=upload_path, done_items=0, error_items=0, principal=principal,
+        tenant=tenant))
 
 
-def get_job(conn: Connection, job_id: str) -> JobRow | None:
-    row = conn.execute(select(batch_jobs).where(batch_jobs.c.id == job_id)).first()
+def get_job(conn: Connection, job_id: str, *, tenant: str | None) -> JobRow | None:
+    """The job, if it exists and is the tenant's (`None`: any tenant's)."""
+    query = select(batch_jobs).where(batch_jobs.c.id == job_id)
+    if tenant is not None:
+        query = query.where(batch_jobs.c.tenant == tenant)
+    row = conn.execute(query).first()
     return None if row is None else JobRow(**row._asdict())
 
 
@@ -90,7 +97,7 @@ def claim_job_to_split(conn: Connection, worker: str, lease: timedelta) -> JobRo
         batch_jobs.c.id == row.id, batch_jobs.c.status == "queued", _expired(batch_jobs, now)
     ).values(lease_owner=worker, lease_expires_at=now + lease, updated_at=now,
              attempts=batch_jobs.c.attempts + 1))
-    return get_job(conn, row.id) if taken.rowcount == 1 else None
+    return get_job(conn, row.id, tenant=None) if taken.rowcount == 1 else None
 
 
 def retry_split_later(conn: Connection, job_id: str, worker: str, delay: timedelta) -> None:
@@ -166,9 +173,10 @@ def claim_chunk(conn: Connection, worker: str, lease: timedelta) -> ChunkClaim |
              attempts=job_chunks.c.attempts + 1))
     if taken.rowcount != 1:
         return None
-    chunk = conn.execute(select(job_chunks).where(key)).one()
+    chunk = conn.execute(select(job_chunks, batch_jobs.c.tenant).join(
+        batch_jobs, batch_jobs.c.id == job_chunks.c.job_id).where(key)).one()
     return ChunkClaim(chunk.job_id, chunk.chunk_index, list(chunk.seqs), chunk.payload,
-                      chunk.attempts)
+                      chunk.attempts, chunk.tenant)
 
 
 def complete_chunk(conn: Connection, claim: ChunkClaim, worker: str, done: int,

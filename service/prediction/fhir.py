@@ -7,6 +7,7 @@ estimate from a research model trained on synthetic data.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from service.prediction.notice import NOTICE
@@ -52,13 +53,19 @@ def observation(record: Prediction, base_url: str = "") -> dict[str, Any]:
     }
     _add_trust(obs, record)
     if record.lab.get("collected_at"):
-        obs["effectiveDateTime"] = record.lab["collected_at"]
+        obs["effectiveDateTime"] = fhir_datetime(record.lab["collected_at"])
     if base_url:
         obs["derivedFrom"] = [{"reference": f"{base_url}/v1/predictions/{record.id}",
                                "display": "source prediction with cells summary"}]
     return obs
 
 
+def fhir_datetime(iso: str) -> str:
+    """An ISO 8601 time as a FHIR `dateTime`: a time of day needs an offset there, so a wall
+    time recorded without a zone is given to its day (the REST body keeps the full value).
+    """
+    value = datetime.fromisoformat(iso)
+    return value.isoformat() if value.tzinfo is not None else value.date().isoformat()
 def _add_trust(obs: dict[str, Any], record: Prediction) -> None:
     """The interval as a component with a `valueRange`; the quality verdict as a note; a
     withheld value as `dataAbsentReason` (no value, no interpretation)."""

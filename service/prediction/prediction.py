@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from service.prediction.reference import reference_range
+from service.tenancy import DEFAULT_TENANT
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Prediction:
     model_version: str
     onnx_sha256: str
     provider: str
+    tenant: str = DEFAULT_TENANT  # whose it is: reads by other tenants do not see it
     hematocrit_lower_pct: float | None = None
     hematocrit_upper_pct: float | None = None
     interval_level: float | None = None

@@ -27,6 +27,7 @@ from model.quality import assess
 from service.prediction.prediction import Prediction
 from service.prediction.reference import flag_for
 from service.runtime.onnx_model import OnnxModel
+from service.tenancy import DEFAULT_TENANT
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ class Predictor:
         return ModelBatch(cells, lengths, self.model.predict(cells, lengths))
 
     def predict_many(self, cellsets: Sequence[CellSet], *, source: str,
-                     job_id: str | None = None, batch_size: int = 64) -> list[Prediction]:
+                     job_id: str | None = None, batch_size: int = 64,
+                     tenant: str = DEFAULT_TENANT) -> list[Prediction]:
         """Score samples in length-bucketed batches (offline path: jobs and `hct score`)."""
         if not cellsets:  # a block of only invalid samples: nothing to pad, nothing to run
             return []
@@ -88,16 +90,18 @@ class Predictor:
             batch = self.run_model([selected[i] for i in index])
             done = self.finish([cellsets[i] for i in index], batch,
                                sources=[source] * len(index), job_id=job_id,
-                               created_at=created_at)
+                               created_at=created_at, tenants=[tenant] * len(index))
             for i, prediction in zip(index, done, strict=True):
                 out[i] = prediction
         return [p for p in out if p is not None]
 
     def finish(self, cellsets: Sequence[CellSet], batch: ModelBatch, *,
                sources: Sequence[str], job_id: str | None = None,
-               created_at: datetime | None = None) -> list[Prediction]:
+               created_at: datetime | None = None,
+               tenants: Sequence[str] | None = None) -> list[Prediction]:
         """Indices, baselines and flags for one model batch of `cellsets` (which arrived by
-        `sources`), as `Prediction`s with fresh ids, stamped with the model that made them.
+        `sources`, for `tenants`), as `Prediction`s with fresh ids, stamped with the model that
+        made them.
         """
         created_at = created_at or datetime.now(UTC)
         rbc = np.array([np.nan if cs.lab.rbc_count_e12_per_l is None
@@ -117,7 +121,8 @@ class Predictor:
                 baselines={name: _finite(base[name][i]) if name in base else None
                            for name in BASELINE_NAMES},
                 lab=cs.lab.as_dict(), model_name=bundle.name, model_version=bundle.version,
-                onnx_sha256=bundle.sha256, provider=self.model.provider, **trust[i]))
+                onnx_sha256=bundle.sha256, provider=self.model.provider,
+                tenant=DEFAULT_TENANT if tenants is None else tenants[i], **trust[i]))
         return out
 
     def _trust(self, cellsets: Sequence[CellSet], values: np.ndarray) -> list[dict[str, Any]]:

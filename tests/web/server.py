@@ -24,7 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-API_KEY = "web-test-key"
+API_KEY = "web-test-key"  # tenant default, every scope
+READ_ONLY_KEY = "web-read-key"  # may read results, not score
+PREDICT_ONLY_KEY = "web-predict-key"  # may score, not read (the page needs read)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def free_port() -> int:
@@ -35,14 +41,16 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(workdir: Path) -> Iterator[str]:
-    """`uvicorn service.api.app:create_app` with the bundled model, a SQLite file and one API key;
-    yields its base URL."""
+    """`uvicorn service.api.app:create_app` with the bundled model, a SQLite file and three API
+    keys (every scope, read only, predict only); yields its base URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HCT_")}
     env |= {"PYTHONPATH": str(ROOT), "HCT_MODEL_DIR": str(ROOT / "models" / "default"),
             "HCT_DATABASE_URL": f"sqlite:///{workdir / 'hct.db'}",
             "HCT_UPLOAD_DIR": str(workdir / "uploads"), "HCT_EXECUTION_PROVIDER": "cpu",
-            "HCT_API_KEYS": hashlib.sha256(API_KEY.encode()).hexdigest(),
+            "HCT_API_KEYS": ",".join([_digest(API_KEY),
+                                      f"default:read:{_digest(READ_ONLY_KEY)}",
+                                      f"default:predict:{_digest(PREDICT_ONLY_KEY)}"]),
             "HCT_ENVIRONMENT": "test"}
     log = (workdir / "server.log").open("wb")
     server = subprocess.Popen(

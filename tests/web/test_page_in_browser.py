@@ -1,5 +1,5 @@
 """The web page end to end in headless Chromium against a real uvicorn process: sign-in,
-one FCS sample, a batch, a wrong key, and no request leaving the host."""
+one FCS sample, a batch, a wrong key, keys lacking a scope, and no request leaving the host."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import pytest
 from tests.web.server import (
     API_KEY,
     CHROMIUM,
+    PREDICT_ONLY_KEY,
+    READ_ONLY_KEY,
     browser_page,
     running_server,
     write_batch_csv,
@@ -122,4 +124,30 @@ def test_a_wrong_key_gets_a_clear_message_and_no_app(server):
         assert page.locator("#app").is_hidden()
         assert page.evaluate("sessionStorage.getItem('hct.apiKey')") is None
         assert page.locator("#notice").is_visible()
+        _only_loopback(page)
+
+
+def test_a_key_without_read_is_told_the_page_needs_read(server):
+    with browser_page() as page:
+        _sign_in(page, server, key=PREDICT_ONLY_KEY)
+        alert = page.locator("#signin-error")
+        alert.wait_for()
+        assert "lacks the 'read' scope" in alert.inner_text()
+        assert "not accepted" not in alert.inner_text()
+        assert page.locator("#app").is_hidden()
+        assert page.evaluate("sessionStorage.getItem('hct.apiKey')") is None
+
+
+def test_a_read_only_key_signs_in_and_is_told_scoring_needs_predict(server, tmp_path):
+    fcs = write_sample_fcs(tmp_path / "ro.fcs", patient_id="PT-ro", sample_id="S-ro-1")
+    with browser_page() as page:
+        _sign_in(page, server, key=READ_ONLY_KEY)
+        page.locator("#app").wait_for()
+        page.get_by_label("FCS file", exact=True).set_input_files(str(fcs))
+        page.get_by_role("button", name="Estimate hematocrit").click()
+        alert = page.locator("#fcs-error")
+        alert.wait_for()
+        assert "lacks the 'predict' scope" in alert.inner_text()
+        assert page.locator("#result").is_hidden()
+        assert _api(server, "/v1/predictions?patient_id=PT-ro")["total"] == 0
         _only_loopback(page)

@@ -18,10 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from ingestion.errors import IngestionError
 from ingestion.sources import detect_format
 from ingestion.tables.long_format import check_header
-from service.api.dependencies import ConnectionDep, PrincipalDep, StateDep
+from service.api.dependencies import ConnectionDep, PredictScope, ReadScope, StateDep
 from service.api.errors import ApiError
 from service.api.idempotency import IdempotencyKey, request_digest
 from service.api.negotiation import negotiate
+from service.api.responses import BATCH_RESULTS, errors, replayed
 from service.api.schemas import BatchCreated, BatchStatus, ErrorResponse
 from service.db.audit import record_audit
 from service.db.engine import new_id
@@ -29,10 +30,15 @@ from service.db.idempotency import IdempotencyRecord, replayed_id, save_idempote
 from service.jobs import store as job_store
 from service.jobs.redact import without_paths
 from service.prediction.mapper import csv_lines, error_row, result_row
+from service.tenancy import Principal
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422)}
+_CREATED = {**replayed(BatchCreated, "An idempotent retry: the job the first upload created"),
+            **errors(401, 403, 409, 413, 422, 503)}
+_READ = errors(401, 403, 404, 422, 503)
+_FAILED = {409: {"model": ErrorResponse,
+                 "description": "The batch failed as a whole (`job_failed`); the message says "
+                                "why"}}
 
 
 def _links(job_id: str) -> dict[str, str]:
@@ -55,12 +61,12 @@ def _save_upload(source: BinaryIO, target: Path) -> str:
     return digest.hexdigest()
 
 
-@router.post("", response_model=BatchCreated, status_code=202, responses=_ERRORS,
+@router.post("", response_model=BatchCreated, status_code=202, responses=_CREATED,
              summary="Score a lab export (CSV, Parquet, Flow-RBC HDF5, or a zip of FCS files)",
              description="Multipart field `file`. Default CSV header: `patient_id,sample_id,"
                          "volume_fl,hemoglobin_pg`, one row per cell. Returns a job id at once; "
                          "unreadable samples are reported per row and do not fail the batch.")
-async def create_batch(response: Response, state: StateDep, principal: PrincipalDep,
+async def create_batch(response: Response, state: StateDep, principal: PredictScope,
                        file: Annotated[UploadFile, File(description="The lab export")],
                        idempotency_key: IdempotencyKey = None) -> BatchCreated:
     job_id = new_id()
@@ -87,12 +93,14 @@ async def create_batch(response: Response, state: StateDep, principal: Principal
                                 links=_links(existing.id))
         with state.engine.begin() as conn:
             job_store.create_job(conn, job_id=job_id, filename=_safe_name(file.filename),
-                                 fmt=fmt, upload_path=str(path), principal=principal)
+                                 fmt=fmt, upload_path=str(path),
+                                 principal=principal.fingerprint, tenant=principal.tenant)
             if idempotency_key is not None:
-                save_idempotency(conn, IdempotencyRecord(principal, idempotency_key, digest,
-                                                         "batch", job_id))
-            record_audit(conn, principal=principal, action="create", resource="batch",
-                         resource_id=job_id)
+                save_idempotency(conn, IdempotencyRecord(
+                    principal.tenant, principal.fingerprint, idempotency_key, digest, "batch",
+                    job_id))
+            record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant,
+                         action="create", resource="batch", resource_id=job_id)
     except IntegrityError:
         shutil.rmtree(folder, ignore_errors=True)
         existing = _replay(state, principal, idempotency_key, request_digest(sha.encode()))
@@ -107,26 +115,28 @@ async def create_batch(response: Response, state: StateDep, principal: Principal
     return BatchCreated(id=job_id, status="queued", links=_links(job_id))
 
 
-def _replay(state: StateDep, principal: str, key: str | None,
+def _replay(state: StateDep, principal: Principal, key: str | None,
             digest: str) -> job_store.JobRow | None:
     with state.engine.begin() as conn:
-        job_id = replayed_id(conn, principal, key, digest, "batch")
-        return None if job_id is None else job_store.get_job(conn, job_id)
+        job_id = replayed_id(conn, principal.tenant, key, digest, "batch")
+        return None if job_id is None else job_store.get_job(conn, job_id,
+                                                             tenant=principal.tenant)
 
 
-def _load(conn: ConnectionDep, job_id: str) -> job_store.JobRow:
-    job = job_store.get_job(conn, job_id)
+def _load(conn: ConnectionDep, job_id: str, principal: Principal) -> job_store.JobRow:
+    """The job if the caller's tenant may read it; another tenant's is a plain 404."""
+    job = job_store.get_job(conn, job_id, tenant=principal.read_tenant)
     if job is None:
         raise ApiError(404, "not_found", f"batch {job_id!r} does not exist", "path.batch_id")
     return job
 
 
-@router.get("/{batch_id}", response_model=BatchStatus, responses=_ERRORS,
+@router.get("/{batch_id}", response_model=BatchStatus, responses=_READ,
             summary="Job status and progress")
-def get_batch(batch_id: str, conn: ConnectionDep, principal: PrincipalDep) -> BatchStatus:
-    job = _load(conn, batch_id)
-    record_audit(conn, principal=principal, action="read", resource="batch",
-                 resource_id=batch_id)
+def get_batch(batch_id: str, conn: ConnectionDep, principal: ReadScope) -> BatchStatus:
+    job = _load(conn, batch_id, principal)
+    record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant, action="read",
+                 resource="batch", resource_id=batch_id)
     return BatchStatus(id=job.id, status=job.status, filename=job.filename,  # type: ignore[arg-type]
                        created_at=job.created_at, updated_at=job.updated_at,
                        total=job.total_items, done=job.done_items, errors=job.error_items,
@@ -134,20 +144,21 @@ def get_batch(batch_id: str, conn: ConnectionDep, principal: PrincipalDep) -> Ba
                        links=_links(job.id))
 
 
-@router.get("/{batch_id}/results", responses={**_ERRORS, 406: {"model": ErrorResponse}},
+@router.get("/{batch_id}/results", response_class=Response,
+            responses={**BATCH_RESULTS, **_READ, **errors(406), **_FAILED},
             summary="Per-sample results in upload order (CSV or JSON), streamed",
             description="CSV by default; JSON with `?format=json` or `Accept: application/json`"
                         " (`?format=` wins over `Accept`; an `Accept` naming neither is a 406)."
                         " A job that failed as a whole answers 409 with its reason.")
 def get_batch_results(batch_id: str, request: Request, state: StateDep, conn: ConnectionDep,
-                      principal: PrincipalDep,
+                      principal: ReadScope,
                       format: Annotated[Literal["csv", "json"] | None, Query(
                           description="csv or json; overrides the Accept header")] = None,
                       ) -> StreamingResponse:
-    job = _load(conn, batch_id)
+    job = _load(conn, batch_id, principal)
     chosen = format or negotiate(request.headers.get("accept"))
-    record_audit(conn, principal=principal, action="results", resource="batch",
-                 resource_id=batch_id)
+    record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant,
+                 action="results", resource="batch", resource_id=batch_id)
     if job.status == "failed":
         raise ApiError(409, "job_failed", f"batch {batch_id!r} failed: {job.error}",
                        "path.batch_id")

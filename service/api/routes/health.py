@@ -38,7 +38,11 @@ async def _database_answers(state: StateDep) -> bool:
         return False
 
 
-@router.get("/readyz", summary="Start-up inference passed and the database answers (503 "
+@router.get("/readyz", responses={503: {"description": "Not ready: the start-up inference "
+                                             "failed or the database does not answer",
+                                             "content": {"application/json": {
+                                                 "schema": {"type": "object"}}}}},
+            summary="Start-up inference passed and the database answers (503 "
                                "otherwise)")
 async def readyz(state: StateDep) -> JSONResponse:
     database = await _database_answers(state)
@@ -59,6 +63,8 @@ async def readyz(state: StateDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses={
+    200: {"description": "Prometheus text exposition format",
+          "content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics_endpoint() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,5 +1,5 @@
 """`/v1/predictions`: score one sample (JSON or FCS upload), read it back, list a patient's
-history, and export it as a FHIR Observation.
+history, and export it as a FHIR Observation or an HL7 v2 ORU^R01 message.
 """
 
 from __future__ import annotations
@@ -16,19 +16,21 @@ from service.api.dependencies import (
     PREDICTION_REQUEST_OPENAPI,
     ConnectionDep,
     PredictionBody,
-    PrincipalDep,
+    PredictScope,
+    ReadScope,
     StateDep,
 )
 from service.api.errors import ApiError
 from service.api.fcs_upload import read_fcs_upload
 from service.api.idempotency import IdempotencyKey, request_digest
-from service.api.schemas import (
-    MAX_OFFSET,
-    PRINTABLE,
-    ErrorResponse,
-    PredictionPage,
-    PredictionResponse,
+from service.api.responses import (
+    FHIR_OBSERVATION,
+    HL7_MESSAGE,
+    FhirJSONResponse,
+    errors,
+    replayed,
 )
+from service.api.schemas import MAX_OFFSET, PRINTABLE, PredictionPage, PredictionResponse
 from service.db.audit import record_audit
 from service.db.predictions import get_prediction as load_prediction
 from service.db.predictions import list_predictions as load_page
@@ -37,10 +39,13 @@ from service.prediction import fhir, hl7
 from service.prediction.mapper import rest_body
 from service.prediction.notice import NOTICE
 from service.prediction.prediction import Prediction
+from service.tenancy import Principal
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 503)}
+_CREATED = {**replayed(PredictionResponse, "An idempotent retry: the prediction the first "
+                                           "request created, byte-identical"),
+            **errors(401, 403, 409, 413, 422, 503)}
+_READ = errors(401, 403, 404, 422, 503)
 _HCT, _RBC, _AGE = (LAB_BOUNDS[k] for k in ("measured_hematocrit_pct", "rbc_count_e12_per_l",
                                             "age_years"))
 
@@ -53,14 +58,15 @@ def _respond(response: Response, record: Prediction, created: bool) -> Predictio
     return PredictionResponse.model_validate(rest_body(record))
 
 
-@router.post("", response_model=PredictionResponse, status_code=201, responses=_ERRORS,
+@router.post("", response_model=PredictionResponse, status_code=201, responses=_CREATED,
              summary="Predict hematocrit from one sample's cells",
              description=f"Scores one sample with the bundled Deep Sets++ model and stores the "
                          f"result beside its clinical baselines. {NOTICE}",
              openapi_extra=PREDICTION_REQUEST_OPENAPI)
-async def create_prediction(body: PredictionBody, response: Response, state: StateDep,
-                            principal: PrincipalDep,
+async def create_prediction(principal: PredictScope, body: PredictionBody, response: Response,
+                            state: StateDep,
                             idempotency_key: IdempotencyKey = None) -> PredictionResponse:
+    # the key and its scope are checked before the body is parsed (parameter order)
     if body.cells is not None:
         volume = [c[0] for c in body.cells]
         hemoglobin = [c[1] for c in body.cells]
@@ -87,11 +93,11 @@ async def create_prediction(body: PredictionBody, response: Response, state: Sta
     return _respond(response, record, created)
 
 
-@router.post("/fcs", response_model=PredictionResponse, status_code=201, responses=_ERRORS,
+@router.post("/fcs", response_model=PredictionResponse, status_code=201, responses=_CREATED,
              summary="Predict hematocrit from one FCS file",
              description=f"Multipart upload of one FCS 2.0/3.0/3.1 file (field `file`). {NOTICE}")
 async def create_prediction_from_fcs(
-    response: Response, state: StateDep, principal: PrincipalDep,
+    response: Response, state: StateDep, principal: PredictScope,
     file: Annotated[UploadFile, File(description="One FCS file for one sample")],
     patient_id: Annotated[str | None, Form(max_length=128, pattern=PRINTABLE)] = None,
     sample_id: Annotated[str | None, Form(max_length=128, pattern=PRINTABLE)] = None,
@@ -129,58 +135,70 @@ def _check_count(n: int, limit: int, field: str) -> None:
                        "sample (HCT_MAX_CELLS)", f"body.{field}")
 
 
-@router.get("/{prediction_id}", response_model=PredictionResponse, responses=_ERRORS,
+@router.get("/{prediction_id}", response_model=PredictionResponse, responses=_READ,
             summary="Read one stored prediction")
 def get_prediction(prediction_id: str, conn: ConnectionDep,
-                   principal: PrincipalDep) -> PredictionResponse:
-    record = _load(conn, prediction_id)
-    record_audit(conn, principal=principal, action="read", resource="prediction",
-                 resource_id=prediction_id)
+                   principal: ReadScope) -> PredictionResponse:
+    record = _load(conn, prediction_id, principal)
+    record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant, action="read",
+                 resource="prediction", resource_id=prediction_id)
     return PredictionResponse.model_validate(rest_body(record))
 
 
-@router.get("", response_model=PredictionPage, responses=_ERRORS,
+@router.get("", response_model=PredictionPage, responses=errors(401, 403, 422, 503),
             summary="List predictions, newest first (filter by patient)")
-def list_predictions(conn: ConnectionDep, principal: PrincipalDep,
+def list_predictions(conn: ConnectionDep, principal: ReadScope,
                      patient_id: Annotated[str | None, Query(max_length=128,
-                                                             pattern=PRINTABLE)] = None,
+                                                              pattern=PRINTABLE)] = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> PredictionPage:
-    records, total = load_page(conn, patient_id=patient_id, limit=limit, offset=offset)
-    record_audit(conn, principal=principal, action="list", resource="prediction",
-                 resource_id=None, detail=f"{len(records)} of {total}")
+                     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+                     ) -> PredictionPage:
+    records, total = load_page(conn, tenant=principal.read_tenant, patient_id=patient_id,
+                               limit=limit, offset=offset)
+    # Which patient was searched goes to the audit table (internal, access-controlled),
+    # never to the logs.
+    detail = json.dumps({"patient_id": patient_id, "limit": limit, "offset": offset,
+                         "returned": len(records), "total": total})
+    record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant,
+                 action="search" if patient_id is not None else "list", resource="prediction",
+                 resource_id=None, detail=detail)
     return PredictionPage.model_validate({"items": [rest_body(r) for r in records],
                                           "total": total, "limit": limit, "offset": offset})
 
 
-@router.get("/{prediction_id}/fhir", responses=_ERRORS,
+# response_class=Response: no implied application/json; what is sent is listed explicitly
+@router.get("/{prediction_id}/fhir", response_class=Response,
+            responses={**FHIR_OBSERVATION, **_READ},
             summary="A stored prediction as a FHIR R4 Observation (LOINC 20570-8)")
 def get_prediction_fhir(prediction_id: str, request: Request, conn: ConnectionDep,
-                        principal: PrincipalDep) -> Response:
-    record = _load(conn, prediction_id)
-    record_audit(conn, principal=principal, action="fhir", resource="prediction",
-                 resource_id=prediction_id)
+                        principal: ReadScope) -> Response:
+    record = _load(conn, prediction_id, principal)
+    record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant, action="fhir",
+                 resource="prediction", resource_id=prediction_id)
     body = fhir.observation(record, str(request.base_url).rstrip("/"))
-    return Response(json.dumps(body), media_type="application/fhir+json")
+    return FhirJSONResponse(json.dumps(body))
 
 
-@router.get("/{prediction_id}/hl7", responses=_ERRORS,
-            summary="A stored prediction as an HL7 v2.5.1 ORU^R01 message (ER7)",
-            response_class=Response)
-def get_prediction_hl7(prediction_id: str, conn: ConnectionDep, principal: PrincipalDep,
+# response_class=Response: no implied application/json; what is sent is listed explicitly
+@router.get("/{prediction_id}/hl7", response_class=Response,
+            responses={**HL7_MESSAGE, **_READ},
+            summary="A stored prediction as an HL7 v2.5.1 ORU^R01 message (ER7)")
+def get_prediction_hl7(prediction_id: str, conn: ConnectionDep, principal: ReadScope,
                        state: StateDep) -> Response:
-    record = _load(conn, prediction_id)
-    record_audit(conn, principal=principal, action="hl7", resource="prediction",
-                 resource_id=prediction_id)
+    record = _load(conn, prediction_id, principal)
+    record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant, action="hl7",
+                 resource="prediction", resource_id=prediction_id)
     text = hl7.message_for(record, processing_id=hl7.processing_id(state.settings))
     return Response(text, media_type=hl7.MEDIA_TYPE)
 
 
-def _load(conn: Any, prediction_id: str) -> Prediction:
-    record = load_prediction(conn, prediction_id)
+def _load(conn: Any, prediction_id: str, principal: Principal) -> Prediction:
+    """The prediction if the caller's tenant may read it; another tenant's is a plain 404."""
+    record = load_prediction(conn, prediction_id, tenant=principal.read_tenant)
     if record is None:
         message = f"prediction {prediction_id!r} does not exist"
-        if get_job(conn, prediction_id) is not None:  # only on the 404 path: one more lookup
+        # only on the 404 path: one more lookup, tenant-filtered like the prediction's
+        if get_job(conn, prediction_id, tenant=principal.read_tenant) is not None:
             message += (f"; {prediction_id!r} is a batch id: see /v1/batches/{prediction_id}, "
                         "whose results give each sample's prediction_id")
         raise ApiError(404, "not_found", message, "path.prediction_id")

@@ -8,11 +8,15 @@ const plots = {};
 let reference = null;
 
 class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, challenge) {
     const err = (body && body.error) || {};
     super(err.message || `request failed (${status})`);
     this.status = status;
     this.field = err.field;
+    this.code = err.code;
+    // 403 insufficient_scope: the scope the key lacks, from `WWW-Authenticate: Bearer ... scope=`
+    const scope = /scope="([^"]+)"/.exec(challenge || "");
+    this.scope = scope ? scope[1] : null;
   }
 }
 
@@ -23,12 +27,23 @@ async function api(path, options = {}) {
   if (!response.ok) {
     let body = null;
     try { body = await response.json(); } catch (_) { /* not JSON */ }
-    throw new ApiError(response.status, body);
+    throw new ApiError(response.status, body, response.headers.get("WWW-Authenticate"));
   }
   return response;
 }
 
+// What a key without a scope cannot do here; the page needs `read`, and `predict` to score.
+const MISSING_SCOPE = {
+  read: "This API key cannot read results: it lacks the 'read' scope this page needs. " +
+        "Ask your administrator for a key with 'read' (and 'predict' to score samples).",
+  predict: "This API key may read results but not score samples: it lacks the 'predict' " +
+           "scope. Ask your administrator for a key with 'predict' to score.",
+};
+
 function explain(error) {
+  if (error.status === 403 && error.code === "insufficient_scope") {
+    return MISSING_SCOPE[error.scope] || error.message;
+  }
   if (error.status === 401 || error.status === 403) {
     return "That API key was not accepted. Check it and sign in again.";
   }
@@ -92,8 +107,11 @@ $("fcs-form").addEventListener("submit", async (event) => {
                             ["rbc", "rbc_count_e12_per_l"]]) {
     if ($(id).value.trim()) form.append(name, $(id).value.trim());
   }
-  const cellsForm = new FormData();
+  const cellsForm = new FormData();  // the same file and ids, for the plots
   cellsForm.append("file", file);
+  for (const name of ["patient_id", "sample_id"]) {
+    if (form.has(name)) cellsForm.append(name, form.get(name));
+  }
   try {
     const prediction = await (await api("/v1/predictions/fcs", { method: "POST", body: form })).json();
     renderPrediction(prediction);

@@ -15,10 +15,10 @@ def _columns(engine) -> set[str]:
 def test_upgrade_adds_attempts_to_an_older_batch_jobs_table(database_url):
     engine = make_engine(database_url)
     try:
-        upgrade(engine, "0003")  # the schema just before attempts were counted
+        upgrade(engine, "0004")  # the schema just before attempts were counted
         assert "attempts" not in _columns(engine)
         upgrade(engine)
-        assert "attempts" in _columns(engine) and current_revision(engine) != "0003"
+        assert "attempts" in _columns(engine) and current_revision(engine) != "0004"
         upgrade(engine)  # idempotent
     finally:
         engine.dispose()

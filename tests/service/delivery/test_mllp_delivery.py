@@ -196,3 +196,25 @@ def test_nothing_is_queued_when_mllp_is_not_configured(client):
     client.post("/v1/predictions", json=prediction_body("P-none"))
     with client.app.state.hct.engine.connect() as conn:
         assert hl7_outbox.rows(conn) == []
+
+
+def test_only_the_named_tenants_predictions_are_queued_for_the_lis(engine):
+    records = [replace(_record(), id=new_id(), tenant=t) for t in ("lab-a", "lab-b", "lab-a")]
+    with engine.begin() as conn:
+        PredictionWriter(hl7_processing_id="T", hl7_tenants=frozenset({"lab-a"})).write(
+            conn, records)
+    assert [r["prediction_id"] for r in _rows(engine)] == [records[0].id, records[2].id]
+
+
+def test_one_lis_for_keys_of_several_tenants_needs_the_tenants_named():
+    from service.api.security import key_digest
+    from service.settings import Settings
+
+    keys = f"lab-a:predict+read:{key_digest('a')},lab-b:predict+read:{key_digest('b')}"
+    with pytest.raises(ValueError, match="HCT_HL7_MLLP_TENANTS"):
+        Settings(api_keys=keys, hl7_mllp_host="lis.example", _env_file=None)
+    named = Settings(api_keys=keys, hl7_mllp_host="lis.example", hl7_mllp_tenants="lab-a",
+                     _env_file=None)
+    assert named.hl7_mllp_tenants == ["lab-a"]
+    single = f"lab-a:predict:{key_digest('a')},lab-a:read:{key_digest('r')}"
+    assert Settings(api_keys=single, hl7_mllp_host="lis.example", _env_file=None)

@@ -25,7 +25,7 @@ def _quiet_app(settings, **update):
 
 def _job(client: TestClient, job_id: str) -> job_store.JobRow:
     with client.app.state.hct.engine.connect() as conn:
-        return job_store.get_job(conn, job_id)
+        return job_store.get_job(conn, job_id, tenant=None)
 
 
 def test_job_whose_split_keeps_killing_its_worker_fails_after_bounded_attempts(settings):

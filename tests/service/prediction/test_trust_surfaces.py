@@ -1,5 +1,6 @@
 """The shipped bundle's interval and quality verdict reach every surface: REST, FHIR, HL7, the
-batch CSV; a withheld sample is stored but shows no value anywhere."""
+batch CSV; a withheld sample is stored but shows no value anywhere. Each Observation validates
+against the FHIR models (R4B, the R4 line)."""
 
 import csv
 import io
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from fhir.resources.R4B.observation import Observation
 
 from ingestion.synthetic.cohort import generate_block
 from service.api.app import create_app
@@ -31,13 +33,21 @@ def _sample(patient: str, hemoglobin_scale: float = 1.0, seed: int = 0) -> dict:
             "volume_fl": volume.tolist(), "hemoglobin_pg": hemoglobin.tolist()}
 
 
+def _fhir(client: TestClient, prediction_id: str) -> dict:
+    """The prediction's Observation, after checking it validates as FHIR."""
+    r = client.get(f"/v1/predictions/{prediction_id}/fhir")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/fhir+json"
+    Observation.model_validate_json(r.content)
+    return r.json()
+
+
 def test_every_prediction_carries_an_interval_and_a_verdict(shipped):
     body = shipped.post("/v1/predictions", json=_sample("P-ok")).json()
     interval, quality = body["hematocrit_interval_pct"], body["quality"]
     assert interval["lower"] < body["hematocrit_pct"] < interval["upper"]
     assert interval["level"] == pytest.approx(0.9)
     assert quality["status"] == "ok" and quality["reasons"] == []
-    fhir = shipped.get(f"/v1/predictions/{body['id']}/fhir").json()
+    fhir = _fhir(shipped, body["id"])
     band = fhir["component"][0]["valueRange"]
     assert band["low"]["value"] == round(interval["lower"], 2)
     assert "valueQuantity" in fhir and "dataAbsentReason" not in fhir
@@ -52,10 +62,8 @@ def test_hemoglobin_in_the_wrong_unit_is_withheld_on_every_surface(shipped):
     assert body["hematocrit_pct"] is None and body["flag"] is None
     assert body["hematocrit_interval_pct"] is None
     assert any("unit" in r for r in body["quality"]["reasons"])
-    stored = shipped.get(f"/v1/predictions/{body['id']}").json()
-    assert {k: v for k, v in stored.items() if k != "created_at"} == \
-           {k: v for k, v in body.items() if k != "created_at"}  # stored as answered
-    fhir = shipped.get(f"/v1/predictions/{body['id']}/fhir").json()
+    assert shipped.get(f"/v1/predictions/{body['id']}").json() == body  # stored as answered
+    fhir = _fhir(shipped, body["id"])
     assert "valueQuantity" not in fhir and "interpretation" not in fhir
     assert fhir["dataAbsentReason"]["coding"][0]["code"] == "error"
     hl7 = shipped.get(f"/v1/predictions/{body['id']}/hl7").text
