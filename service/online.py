@@ -21,8 +21,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ingestion.cells import CellSet
 from service import metrics
-from service.db.audit import AuditEntry, record_audit
+from service.db.audit import AuditEntry, record_audit, record_audits
 from service.db.idempotency import IdempotencyRecord, replayed_id
+from service.db.idempotency_many import replayed_ids
 from service.db.predictions import get_prediction
 from service.db.writer import PredictionWriter
 from service.prediction.prediction import Prediction
@@ -47,6 +48,11 @@ class OnlineRequest:
     source: str  # api | fcs
     key: str | None  # Idempotency-Key
     digest: str  # sha256 of the request, compared on a retry with the same key
+
+
+def _cells_of(request: OnlineRequest) -> int:
+    """A request's share of a micro-batch's cell budget: the cells the model will see."""
+    return int(request.cells.shape[0])
 
 
 def auto_model_workers(device: str, processes: int) -> int:
@@ -86,7 +92,8 @@ class OnlinePredictions:
         self.batcher = MicroBatcher(self._run_model, then=self._store_batch,
                                     max_batch_size=settings.max_batch_size,
                                     max_delay_ms=settings.max_queue_delay_ms,
-                                    max_queue=settings.max_queue_size, workers=workers)
+                                    max_queue=settings.max_queue_size, workers=workers,
+                                    cost=_cells_of, max_batch_cost=settings.max_batch_cells)
 
     async def start(self) -> None:
         await self.batcher.start()
@@ -104,6 +111,43 @@ class OnlinePredictions:
         request = OnlineRequest(cellset, self.predictor.select_cells(cellset), principal,
                                 source, key, digest)
         return await self.batcher.submit(request)
+
+    async def predict_many(self, cellsets: Sequence[CellSet], *, principal: str, source: str,
+                           keys: Sequence[str | None], digest: str) -> list[Stored | Exception]:
+        """Score and persist a group (a bulk request) through the batcher together, so its
+        samples share model calls; per sample the stored prediction and whether it was created
+        now, or the Exception that failed that sample only. `keys[i]` is sample i's
+        Idempotency-Key (None: no key); samples stored before under their key are replayed.
+        """
+        replayed = self.replay_many(principal, [k for k in keys if k is not None], digest)
+        out: list[Stored | Exception | None] = [None] * len(cellsets)
+        todo: list[int] = []
+        for i, key in enumerate(keys):
+            if key is not None and key in replayed:
+                out[i] = (replayed[key], False)
+            else:
+                todo.append(i)
+        if todo:
+            requests = [OnlineRequest(cellsets[i], self.predictor.select_cells(cellsets[i]),
+                                      principal, source, keys[i], digest) for i in todo]
+            for i, result in zip(todo, await self.batcher.submit_many(requests), strict=True):
+                out[i] = result
+        return [r for r in out if r is not None]
+
+    def replay_many(self, principal: str, keys: Sequence[str],
+                    digest: str) -> dict[str, Prediction]:
+        """Key → stored prediction for the keys seen before (one query, one transaction)."""
+        if not keys:
+            return {}
+        with self.engine.begin() as conn:
+            ids = replayed_ids(conn, principal, keys, digest, "prediction")
+            if not ids:
+                return {}
+            record_audits(conn, [AuditEntry(principal, "replay", "prediction", i)
+                                 for i in ids.values()])
+            found = {i: p for i, p in ((i, get_prediction(conn, i)) for i in ids.values())
+                     if p is not None}
+        return {key: found[i] for key, i in ids.items() if i in found}
 
     def replay(self, principal: str, key: str | None, digest: str) -> Prediction | None:
         """The stored prediction for a retried `Idempotency-Key`, or None for a new request."""

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from service.api.routes import batches, cells, docs, health, model_card, predictions, web
+from service.api.routes import batches, bulk, cells, docs, health, model_card, predictions, web
 from service.components import build_components
 from service.delivery.mllp_sender import MllpSender
 from service.jobs.runner import JobRunner
@@ -64,8 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="hct", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    for router in (health.router, predictions.router, batches.router, model_card.router,
-                   cells.router, docs.router):
+    for router in (health.router, bulk.router, predictions.router, batches.router,
+                   model_card.router, cells.router, docs.router):
         app.include_router(router)
     web.mount(app)
     # The last added is outermost: metrics see every answer, the body limit's 413 included.
