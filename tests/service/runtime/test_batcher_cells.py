@@ -54,10 +54,10 @@ def test_a_group_is_refused_whole_when_the_queue_is_full_and_fails_per_item():
         await batcher.start()
         try:
             ok = await batcher.submit_many([np.ones((5, 2), np.float32)] * 3)
-            batcher._queue.put_nowait(None)  # noqa: SLF001 - fill the queue
+            batcher._queue.put_nowait(None)
             with pytest.raises(QueueFullError):
                 await batcher.submit_many([np.ones((5, 2), np.float32)])
-            batcher._queue.get_nowait()  # noqa: SLF001
+            batcher._queue.get_nowait()
             failed = await batcher.submit_many([np.ones((13, 2), np.float32)])
         finally:
             await batcher.stop()
