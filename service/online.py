@@ -75,7 +75,8 @@ def online_model(model: OnnxModel, settings: Settings) -> tuple[OnnxModel, int]:
     workers = settings.model_workers or auto_model_workers(model.device, settings.workers)
     online = model
     if model.device == "cpu" and workers > 1 and settings.intra_op_threads == 0:
-        online = OnnxModel(model.bundle, "cpu", intra_op_threads=1)
+        online = OnnxModel(model.bundle, "cpu", intra_op_threads=1,
+                           precision=model.precision_setting)
     log.info("online model calls: %d at once, %s intra-op threads each", workers,
              online.intra_op_threads or "onnxruntime's default")
     return online, workers

@@ -128,7 +128,8 @@ class Predictor:
                 baselines={name: _finite(base[name][i]) if name in base else None
                            for name in BASELINE_NAMES},
                 lab=cs.lab.as_dict(), model_name=bundle.name, model_version=bundle.version,
-                onnx_sha256=bundle.sha256, provider=self.model.provider, **trust[i]))
+                onnx_sha256=self.model.graph.sha256, provider=self.model.recorded_provider,
+                **trust[i]))
         return out
 
     def _trust(self, cellsets: Sequence[CellSet], values: np.ndarray) -> list[dict[str, Any]]:
