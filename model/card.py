@@ -60,3 +60,7 @@ def build_card(*, version: str, onnx_sha256: str, architecture: dict[str, Any],
 
 def write_card(card: dict[str, Any], path: str | Path) -> None:
     Path(path).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())

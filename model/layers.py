@@ -35,14 +35,21 @@ class SetNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # x [B, S, H], mask [B, S, 1]
+        # Few passes over the big tensor: shift by the mean of each set's first cell (always
+        # valid; one scalar per set, which leaves the variance as it is) so var = E[x²] − mean²
+        # does not cancel, mask once, take both sums from the masked values,
+        # fold mean, scale, weight and bias into one [B, 1, H] affine and mask once at the end
+        # (the input's padding need not be zero: a linear layer's bias lands there).
         x32 = x.to(torch.promote_types(x.dtype, torch.float32))  # fp16/bf16 -> fp32
         count = mask.sum(dim=(1, 2)) * x.shape[-1]  # [B] valid entries per set
-        mean = (x32 * mask).sum(dim=(1, 2)) / count  # [B]
-        centred = (x32 - mean[:, None, None]) * mask  # [B, S, H], padding stays 0
-        var = centred.pow(2).sum(dim=(1, 2)) / count  # [B]
-        normed = centred * torch.rsqrt(var + self.eps)[:, None, None]
-        out = (normed * self.weight + self.bias) * mask  # [B, S, H]
-        return out.to(x.dtype)
+        centred = x32 - x32[:, :1].mean(dim=2, keepdim=True)  # [B, S, H], mean near 0
+        xm = centred * mask  # [B, S, H], padding 0
+        mean = xm.sum(dim=(1, 2)) / count  # [B]
+        square = torch.linalg.vector_norm(xm, dim=(1, 2)).square()  # [B] one reduction
+        var = (square / count - mean * mean).clamp(min=0.0)  # [B]
+        scale = torch.rsqrt(var + self.eps)[:, None, None] * self.weight  # [B, 1, H]
+        shift = self.bias - mean[:, None, None] * scale  # [B, 1, H]
+        return ((centred * scale + shift) * mask).to(x.dtype)  # [B, S, H]
 
 
 NormKind = Literal["none", "layer", "feature", "set"]

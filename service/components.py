@@ -59,7 +59,8 @@ def load_model(settings: Settings) -> OnnxModel:
     start on a missing or altered bundle)."""
     bundle = load_bundle(settings.model_dir)
     model = OnnxModel(bundle, settings.execution_provider,
-                      intra_op_threads=settings.intra_op_threads)
+                      intra_op_threads=settings.intra_op_threads,
+                      precision=settings.model_precision)
     metrics.MODEL_INFO.labels(bundle.name, bundle.version, bundle.sha256[:12],
                               model.provider).set(1)
     return model

@@ -21,8 +21,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ingestion.cells import CellSet
 from service import metrics
-from service.db.audit import AuditEntry, record_audit
+from service.db.audit import AuditEntry, record_audit, record_audits
 from service.db.idempotency import IdempotencyRecord, replayed_id
+from service.db.idempotency_many import replayed_ids
 from service.db.predictions import get_prediction
 from service.db.writer import PredictionWriter
 from service.monitoring import Monitor, Observation
@@ -51,6 +52,11 @@ class OnlineRequest:
     digest: str  # sha256 of the request, compared on a retry with the same key
 
 
+def _cells_of(request: OnlineRequest) -> int:
+    """A request's share of a micro-batch's cell budget: the cells the model will see."""
+    return int(request.cells.shape[0])
+
+
 def auto_model_workers(device: str, processes: int) -> int:
     """CPU: the cores shared out among the uvicorn processes (`HCT_WORKERS`), 1 to 4 calls
     each; CUDA: one call."""
@@ -71,7 +77,8 @@ def online_model(model: OnnxModel, settings: Settings) -> tuple[OnnxModel, int]:
     workers = settings.model_workers or auto_model_workers(model.device, settings.workers)
     online = model
     if model.device == "cpu" and workers > 1 and settings.intra_op_threads == 0:
-        online = OnnxModel(model.bundle, "cpu", intra_op_threads=1)
+        online = OnnxModel(model.bundle, "cpu", intra_op_threads=1,
+                           precision=model.precision_setting)
     log.info("online model calls: %d at once, %s intra-op threads each", workers,
              online.intra_op_threads or "onnxruntime's default")
     return online, workers
@@ -89,7 +96,8 @@ class OnlinePredictions:
         self.batcher = MicroBatcher(self._run_model, then=self._store_batch,
                                     max_batch_size=settings.max_batch_size,
                                     max_delay_ms=settings.max_queue_delay_ms,
-                                    max_queue=settings.max_queue_size, workers=workers)
+                                    max_queue=settings.max_queue_size, workers=workers,
+                                    cost=_cells_of, max_batch_cost=settings.max_batch_cells)
 
     async def start(self) -> None:
         await self.batcher.start()
@@ -107,6 +115,44 @@ class OnlinePredictions:
         request = OnlineRequest(cellset, self.predictor.select_cells(cellset), principal,
                                 source, key, digest)
         return await self.batcher.submit(request)
+
+    async def predict_many(self, cellsets: Sequence[CellSet], *, principal: Principal,
+                           source: str, keys: Sequence[str | None],
+                           digest: str) -> list[Stored | Exception]:
+        """Score and persist a group (a bulk request) through the batcher together, so its
+        samples share model calls; per sample the stored prediction and whether it was created
+        now, or the Exception that failed that sample only. `keys[i]` is sample i's
+        Idempotency-Key (None: no key); samples stored before under their key are replayed.
+        """
+        replayed = self.replay_many(principal, [k for k in keys if k is not None], digest)
+        out: list[Stored | Exception | None] = [None] * len(cellsets)
+        todo: list[int] = []
+        for i, key in enumerate(keys):
+            if key is not None and key in replayed:
+                out[i] = (replayed[key], False)
+            else:
+                todo.append(i)
+        if todo:
+            requests = [OnlineRequest(cellsets[i], self.predictor.select_cells(cellsets[i]),
+                                      principal, source, keys[i], digest) for i in todo]
+            for i, result in zip(todo, await self.batcher.submit_many(requests), strict=True):
+                out[i] = result
+        return [r for r in out if r is not None]
+
+    def replay_many(self, principal: Principal, keys: Sequence[str],
+                    digest: str) -> dict[str, Prediction]:
+        """Key → stored prediction for the keys seen before (one query, one transaction)."""
+        if not keys:
+            return {}
+        with self.engine.begin() as conn:
+            ids = replayed_ids(conn, principal.tenant, keys, digest, "prediction")
+            if not ids:
+                return {}
+            record_audits(conn, [AuditEntry(principal.fingerprint, "replay", "prediction", i,
+                                            tenant=principal.tenant) for i in ids.values()])
+            found = {i: p for i, p in ((i, get_prediction(conn, i, tenant=principal.tenant))
+                                       for i in ids.values()) if p is not None}
+        return {key: found[i] for key, i in ids.items() if i in found}
 
     def replay(self, principal: Principal, key: str | None,
                digest: str) -> Prediction | None:

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(32, ge=1, le=1024)
     max_queue_delay_ms: float = Field(5.0, ge=0.0, le=1000.0)
     max_queue_size: int = Field(256, ge=1)
+    # Samples per `POST /v1/predictions/bulk` request (JSON or Arrow); they share model calls.
+    max_bulk_samples: int = Field(256, ge=1, le=100_000)
+    # Cells (after subsampling) per model call: a micro-batch of short samples holds more of
+    # them than one of long samples; 0 = only `max_batch_size` counts.
+    max_batch_cells: int = Field(0, ge=0)
+    # auto: int8 on the CPU when the bundle ships an int8 graph whose accuracy check passed,
+    # fp32 on CUDA.
+    model_precision: Literal["auto", "fp32", "int8"] = "auto"
     # Concurrent model calls, and onnxruntime intra-op threads per call; 0 = auto: on the CPU one
     # call per core (at most 4) on one thread each, on CUDA one call (service/state.py).
     model_workers: int = Field(0, ge=0, le=64)

@@ -24,6 +24,7 @@ from service.api.middleware import (
 )
 from service.api.routes import (
     batches,
+    bulk,
     cells,
     docs,
     health,
@@ -80,8 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="hct", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    for router in (health.router, predictions.router, batches.router, model_card.router,
-                   cells.router, docs.router, monitoring.router):
+    for router in (health.router, bulk.router, predictions.router, batches.router,
+                   model_card.router, cells.router, docs.router, monitoring.router):
         app.include_router(router)
     web.mount(app)
     # The last added is outermost: metrics see every answer (413s and the control-character

@@ -44,7 +44,8 @@ def score_file(source: Path, out: Path, settings: Settings, *, progress: bool = 
 
     Raises `IngestionError` for a file-level problem, after writing every row before it.
     """
-    model = OnnxModel(load_bundle(settings.model_dir), settings.execution_provider)
+    model = OnnxModel(load_bundle(settings.model_dir), settings.execution_provider,
+                      precision=settings.model_precision)
     predictor = Predictor.for_model(model, settings.set_size)
     counts = {"done": 0, "error": 0}
     stopped: list[IngestionError] = []

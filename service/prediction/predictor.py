@@ -24,6 +24,7 @@ from ingestion.indices import red_cell_indices_many
 from model.baselines import BASELINE_NAMES, BaselineSet
 from model.conformal import interval
 from model.quality import assess
+from service.prediction.packing import length_groups
 from service.prediction.prediction import Prediction
 from service.prediction.reference import flag_for
 from service.runtime.onnx_model import OnnxModel
@@ -71,10 +72,20 @@ class Predictor:
         """The cells the model sees: at most `set_size`, the same subset for the same sample."""
         return subsample(cellset.cells(), self.set_size, cellset.sample_id)  # [n, 2]
 
-    def run_model(self, selected: Sequence[np.ndarray]) -> ModelBatch:
-        """Pad the selected cells of a batch once and call the model."""
+    def run_model(self, selected: Sequence[np.ndarray], *,
+                  by_length: bool = True) -> ModelBatch:
+        """Pad the selected cells of a batch once and call the model: on groups of similar
+        length (`by_length`, so short samples are not padded to the longest), or on all at once.
+        """
         cells, lengths = pad_sets(list(selected))  # [B, S, 2], [B]
-        return ModelBatch(cells, lengths, self.model.predict(cells, lengths))
+        groups = length_groups(lengths) if by_length else [np.arange(lengths.size)]
+        if len(groups) == 1:
+            return ModelBatch(cells, lengths, self.model.predict(cells, lengths))
+        values = np.empty(lengths.size, dtype=np.float64)  # [B]
+        for group in groups:
+            width = int(lengths[group].max())
+            values[group] = self.model.predict(cells[group, :width], lengths[group])
+        return ModelBatch(cells, lengths, values)
 
     def predict_many(self, cellsets: Sequence[CellSet], *, source: str,
                      job_id: str | None = None, batch_size: int = 64,
@@ -121,7 +132,7 @@ class Predictor:
                 baselines={name: _finite(base[name][i]) if name in base else None
                            for name in BASELINE_NAMES},
                 lab=cs.lab.as_dict(), model_name=bundle.name, model_version=bundle.version,
-                onnx_sha256=bundle.sha256, provider=self.model.provider,
+                onnx_sha256=self.model.graph.sha256, provider=self.model.recorded_provider,
                 tenant=DEFAULT_TENANT if tenants is None else tenants[i], **trust[i]))
         return out
 

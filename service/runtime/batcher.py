@@ -14,6 +14,11 @@ batch in one transaction there), so the next batch can start while the previous 
 finished. A batch holds its worker until it has a finishing slot, so a slow second stage pushes
 back on gathering and on the queue limit instead of piling up finished batches in memory.
 
+`cost(item)` with `max_batch_cost` caps a batch by the sum of its items' costs too (the service
+counts cells, so a batch of short samples holds more of them than one of long samples); an item
+that would overflow a batch waits at the head of the next one. `submit_many` queues a group of
+items at once (a bulk request): they are admitted together and share batch calls.
+
 `workers` > 1 runs that many batch calls at once (each on its own thread; an onnxruntime session
 may be run concurrently). A batch is gathered only once a worker is free, so batches grow by
 themselves while every worker is busy; a batch gathered while other workers are idle too is
@@ -36,6 +41,7 @@ from service import metrics
 
 BatchFn = Callable[[list[Any]], Any]  # items -> output (one value per item without `then`)
 ThenFn = Callable[[list[Any], Any], Sequence[Any]]  # items, output -> one result per item
+CostFn = Callable[[Any], int]  # item -> its share of `max_batch_cost`
 FINISHING_BATCHES = 2  # batches finished at once behind the batch call (bounds memory, latency)
 
 
@@ -54,8 +60,12 @@ class MicroBatcher:
     """Collects single items into batches for one `batch_fn` (and an optional `then`)."""
 
     def __init__(self, batch_fn: BatchFn, *, max_batch_size: int, max_delay_ms: float,
-                 max_queue: int, then: ThenFn | None = None, workers: int = 1) -> None:
+                 max_queue: int, then: ThenFn | None = None, workers: int = 1,
+                 cost: CostFn | None = None, max_batch_cost: int = 0) -> None:
         self.batch_fn = batch_fn
+        self.cost = cost
+        self.max_batch_cost = max_batch_cost if cost is not None else 0  # 0: no cost cap
+        self._carry: _Pending | None = None  # the item that overflowed the last batch
         self.then = then
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_ms / 1000.0
@@ -85,6 +95,8 @@ class MicroBatcher:
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         _fail(self._gathering, QueueFullError("service is shutting down"))
+        if self._carry is not None:
+            _fail([self._carry], QueueFullError("service is shutting down"))
         if self._queue is not None:
             while not self._queue.empty():
                 _fail([self._queue.get_nowait()], QueueFullError("service is shutting down"))
@@ -107,21 +119,50 @@ class MicroBatcher:
         metrics.QUEUE_DEPTH.set(self._queue.qsize())
         return await pending.future
 
+    async def submit_many(self, items: Sequence[Any]) -> list[Any]:
+        """Queue a group of items together; one result (or Exception instance) per item, in
+        order. The group is admitted as one request: refused only when the queue is already
+        full, so a bulk request is never half queued.
+        """
+        if self._queue is None:
+            raise RuntimeError("batcher not started")
+        if self._queue.qsize() >= self.max_queue:
+            metrics.QUEUE_REJECTED.inc()
+            raise QueueFullError(f"prediction queue is full ({self.max_queue} waiting)")
+        loop = asyncio.get_running_loop()
+        futures = []
+        for item in items:
+            pending = _Pending(item, loop.create_future())
+            self._queue.put_nowait(pending)
+            futures.append(pending.future)
+        metrics.QUEUE_DEPTH.set(self._queue.qsize())
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
     async def _gather(self) -> list[_Pending]:
         assert self._queue is not None
         # Held on the instance while gathering: if the batcher is stopped mid-gather, `stop`
         # answers these instead of leaving their requests waiting forever.
-        self._gathering = batch = [await self._queue.get()]
+        first, self._carry = self._carry, None
+        self._gathering = batch = [first if first is not None else await self._queue.get()]
+        budget = self.max_batch_cost
+        spent = self.cost(batch[0].item) if budget else 0
         deadline = time.perf_counter() + self.max_delay_s
-        while len(batch) < self.max_batch_size:
+        while len(batch) < self.max_batch_size and (not budget or spent < budget):
             remaining = deadline - time.perf_counter()
             try:
                 if remaining <= 0:
-                    batch.append(self._queue.get_nowait())
+                    pending = self._queue.get_nowait()
                 else:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                    pending = await asyncio.wait_for(self._queue.get(), remaining)
             except (TimeoutError, asyncio.QueueEmpty):
                 break
+            if budget:
+                cost = self.cost(pending.item)
+                if spent + cost > budget:
+                    self._carry = pending  # heads the next batch
+                    break
+                spent += cost
+            batch.append(pending)
         metrics.QUEUE_DEPTH.set(self._queue.qsize())
         return [p for p in batch if not p.future.done()]  # a cancelled client needs no answer
 

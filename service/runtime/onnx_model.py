@@ -15,6 +15,7 @@ import numpy as np
 from service import metrics
 from service.runtime.bundle import BundleError, ModelBundle
 from service.runtime.gpu import nvidia_gpu_evidence
+from service.runtime.precision import choose_graph
 
 log = logging.getLogger("hct.runtime")
 
@@ -27,7 +28,7 @@ class OnnxModel:
 
     def __init__(self, bundle: ModelBundle,
                  preference: Literal["auto", "cuda", "cpu"] = "auto",
-                 intra_op_threads: int = 0) -> None:
+                 intra_op_threads: int = 0, precision: str = "fp32") -> None:
         import onnxruntime as ort
 
         self.bundle = bundle
@@ -40,7 +41,9 @@ class OnnxModel:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # a failed CUDA load is reported by us, below
         wanted, why = self._wanted_providers(ort, preference)
-        self.session = ort.InferenceSession(str(bundle.onnx_path), options, providers=wanted)
+        self.graph = choose_graph(bundle, precision, "cuda" if CUDA in wanted else "cpu")
+        self.precision_setting = precision
+        self.session = ort.InferenceSession(str(self.graph.path), options, providers=wanted)
         # get_available_providers() lists CUDA on machines without a GPU, and a session asked
         # for CUDA silently runs on CPU when the CUDA libraries fail to load: trust only this.
         self.provider: str = self.session.get_providers()[0]
@@ -50,8 +53,9 @@ class OnnxModel:
         if preference == "cuda" and self.provider != CUDA:
             raise BundleError("HCT_EXECUTION_PROVIDER=cuda but the CUDA execution provider "
                               f"could not be loaded (session runs on {self.provider})")
-        log.info("model %s %s loaded on %s (sha256 %s): %s", bundle.name, bundle.version,
-                 self.provider, bundle.sha256[:12], why)
+        log.info("model %s %s loaded on %s, %s (sha256 %s): %s; %s", bundle.name,
+                 bundle.version, self.provider, self.graph.precision, self.graph.sha256[:12],
+                 why, self.graph.why)
 
     @staticmethod
     def _wanted_providers(ort: Any, preference: str) -> tuple[list[str], str]:
@@ -67,6 +71,17 @@ class OnnxModel:
             return [CPU], ("HCT_EXECUTION_PROVIDER=auto, no NVIDIA GPU on this host "
                            "(no /dev/nvidia*, no /proc/driver/nvidia/gpus)")
         return [CUDA, CPU], f"HCT_EXECUTION_PROVIDER=auto, NVIDIA GPU present ({gpu})"
+
+    @property
+    def precision(self) -> str:
+        """fp32 | int8: the graph this session runs."""
+        return self.graph.precision
+
+    @property
+    def recorded_provider(self) -> str:
+        """What a stored prediction records as its provider: the execution provider, with
+        the precision appended when it is not fp32 (`CPUExecutionProvider int8`)."""
+        return self.provider if self.precision == "fp32" else f"{self.provider} {self.precision}"
 
     @property
     def device(self) -> str:

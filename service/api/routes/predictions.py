@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from ingestion.cells import LAB_BOUNDS, CellSet, LabValues
+from ingestion.cells import LAB_BOUNDS, LabValues
 from ingestion.errors import IngestionError
 from service.api.dependencies import (
     PREDICTION_REQUEST_OPENAPI,
@@ -30,6 +30,7 @@ from service.api.responses import (
     errors,
     replayed,
 )
+from service.api.sample_input import cellset_from_request
 from service.api.schemas import MAX_OFFSET, PRINTABLE, PredictionPage, PredictionResponse
 from service.db.audit import record_audit
 from service.db.predictions import get_prediction as load_prediction
@@ -67,25 +68,8 @@ async def create_prediction(principal: PredictScope, body: PredictionBody, respo
                             state: StateDep,
                             idempotency_key: IdempotencyKey = None) -> PredictionResponse:
     # the key and its scope are checked before the body is parsed (parameter order)
-    if body.cells is not None:
-        volume = [c[0] for c in body.cells]
-        hemoglobin = [c[1] for c in body.cells]
-        names = ("cells", "cells")
-    else:
-        volume, hemoglobin = body.volume_fl, body.hemoglobin_pg
-        names = ("volume_fl", "hemoglobin_pg")
-    _check_count(len(volume), state.settings.max_cells, names[0])
-    lab = LabValues(measured_hematocrit_pct=body.measured_hematocrit_pct,
-                    rbc_count_e12_per_l=body.rbc_count_e12_per_l,
-                    collected_at=body.collected_at, sex=body.sex, age_years=body.age_years)
-    try:
-        cellset = CellSet(body.patient_id, body.sample_id, volume, hemoglobin, lab=lab,
-                          min_cells=state.settings.min_cells)
-    except IngestionError as exc:
-        if body.cells is not None and exc.field:  # name the field the caller actually sent
-            exc.field = exc.field.replace("volume_fl[", "cells[").replace(
-                "hemoglobin_pg[", "cells[")
-        raise
+    cellset = cellset_from_request(body, max_cells=state.settings.max_cells,
+                                   min_cells=state.settings.min_cells)
     # The digest only matters for a retry: no key, no re-serialisation of 1,000s of cells.
     digest = "" if idempotency_key is None else request_digest(body.model_dump_json().encode())
     record, created = await state.online.predict(cellset, principal=principal, source="api",
@@ -127,12 +111,6 @@ async def create_prediction_from_fcs(
     record, created = await state.online.predict(cellset, principal=principal, source="fcs",
                                                  key=idempotency_key, digest=digest)
     return _respond(response, record, created)
-
-
-def _check_count(n: int, limit: int, field: str) -> None:
-    if n > limit:
-        raise ApiError(422, "too_many_cells", f"{field} has {n} cells: at most {limit} per "
-                       "sample (HCT_MAX_CELLS)", f"body.{field}")
 
 
 @router.get("/{prediction_id}", response_model=PredictionResponse, responses=_READ,

@@ -117,6 +117,19 @@ def _calls(client: TestClient) -> list[Call]:
             (422, {"files": {"file": ("e.fcs", b"")}, "headers": READER}),
             (413, {"content": b"x" * (MAX_BODY + 1),
                    "headers": {**READER, "content-type": "text/csv"}}))],
+        *[Call("post", "/v1/predictions/bulk", "/v1/predictions/bulk", status, kw)
+          for status, kw in (
+              (200, {"json": {"samples": [prediction_body("P-B", seed=3)]}, "headers": KEY}),
+              (401, {"json": {"samples": [prediction_body("P-B", seed=3)]}}),
+              (403, {"json": {"samples": [prediction_body("P-B", seed=3)]},
+                     "headers": WRONG}),
+              (403, {"json": {"samples": [prediction_body("P-B", seed=3)]},
+                     "headers": READER}),  # scope
+              (415, {"content": b"x", "headers": {**KEY, "content-type": "text/plain"}}),
+              (422, {"json": {"samples": []}, "headers": KEY}),
+              (400, {"content": b"not an arrow stream",
+                     "headers": {**KEY,
+                                 "content-type": "application/vnd.apache.arrow.stream"}}))],
         Call("get", "/v1/predictions", "/v1/predictions?limit=0", 422, {"headers": READER}),
         Call("get", "/healthz", "/healthz", 200), Call("get", "/readyz", "/readyz", 200),
         Call("get", "/metrics", "/metrics", 200),

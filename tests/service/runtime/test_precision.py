@@ -1,0 +1,106 @@
+"""`HCT_MODEL_PRECISION`: the bundle's int8 variant is chosen on the CPU when its card check
+passed, refused when missing or altered, never used on CUDA by auto, gives the fp32 values
+within the card's limit, and every stored prediction says which graph made it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.runtime.bundle import BundleError, load_bundle
+from service.runtime.onnx_model import OnnxModel
+from service.runtime.precision import choose_graph
+from service.settings import DEFAULT_MODEL_DIR
+from tests.service.conftest import cells_for, prediction_body
+
+pytest.importorskip("onnx")
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from model.quantize import add_int8_variant
+
+    out = tmp_path_factory.mktemp("int8") / "bundle"
+    shutil.copytree(bundle_dir, out)
+    add_int8_variant(out, patients=64)
+    return out
+
+
+def _batch(n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    cells = np.stack([cells_for(38 + i, 600, i) for i in range(n)]).astype(np.float32)
+    return cells, np.full(n, 600, dtype=np.int64)
+
+
+def test_auto_runs_int8_on_the_cpu_within_the_cards_limit(int8_bundle):
+    bundle = load_bundle(int8_bundle)
+    check = bundle.card["variants"]["int8"]["check"]
+    assert check["passed"] and check["cohort"]["synthetic"]
+    fp32 = OnnxModel(bundle, "cpu", precision="fp32")
+    auto = OnnxModel(bundle, "cpu", precision="auto")
+    assert fp32.precision == "fp32" and auto.precision == "int8"
+    assert auto.graph.sha256 == bundle.card["variants"]["int8"]["sha256"] != bundle.sha256
+    cells, lengths = _batch()
+    diff = np.abs(auto.predict(cells, lengths) - fp32.predict(cells, lengths)).max()
+    assert diff <= check["limits"]["max_abs_diff_pct"]
+
+
+def test_auto_stays_fp32_on_cuda_and_without_a_passed_check(int8_bundle, bundle_dir, tmp_path):
+    bundle = load_bundle(int8_bundle)
+    assert choose_graph(bundle, "auto", "cuda").precision == "fp32"
+    assert choose_graph(bundle, "int8", "cuda").precision == "int8"  # asked for: given
+    assert choose_graph(load_bundle(bundle_dir), "auto", "cpu").precision == "fp32"
+    failed = tmp_path / "failed"
+    shutil.copytree(int8_bundle, failed)
+    card = json.loads((failed / "card.json").read_text())
+    card["variants"]["int8"]["check"]["passed"] = False
+    (failed / "card.json").write_text(json.dumps(card))
+    assert choose_graph(load_bundle(failed), "auto", "cpu").precision == "fp32"
+
+
+def test_int8_is_refused_when_missing_or_altered(int8_bundle, bundle_dir, tmp_path):
+    with pytest.raises(BundleError, match="no int8 variant"):
+        OnnxModel(load_bundle(bundle_dir), "cpu", precision="int8")
+    altered = tmp_path / "altered"
+    shutil.copytree(int8_bundle, altered)
+    with (altered / "model.int8.onnx").open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(BundleError, match="does not match"):
+        OnnxModel(load_bundle(altered), "cpu", precision="auto")
+
+
+def test_stored_predictions_record_the_precision_that_made_them(settings, int8_bundle):
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+
+    for precision, provider in (("int8", "CPUExecutionProvider int8"),
+                                ("fp32", "CPUExecutionProvider")):
+        s = settings.model_copy(update={"model_dir": int8_bundle, "model_precision": precision})
+        with TestClient(create_app(s)) as client:
+            body = client.post("/v1/predictions", json=prediction_body(precision)).json()
+            assert body["model"]["provider"] == provider
+            sha = client.app.state.hct.online_model.graph.sha256
+            assert body["model"]["onnx_sha256"] == sha
+            stored = client.get(f"/v1/predictions/{body['id']}").json()
+            assert stored["model"]["provider"] == provider
+
+
+def test_the_shipped_int8_variant_passed_its_check_and_matches_fp32():
+    bundle = load_bundle(DEFAULT_MODEL_DIR)
+    section = bundle.card["variants"]["int8"]
+    check = section["check"]
+    assert check["passed"] and check["cohort"]["patients"] >= 1000
+    assert check["max_abs_diff_pct"] <= 0.5 and check["test_mse_change"] <= 0.01
+    assert section["from_onnx_sha256"] == bundle.sha256
+    from ingestion.synthetic.cohort import generate_patients
+
+    block = next(generate_patients(4242, 16, 1000))
+    cells = block.cells.astype(np.float32)
+    lengths = np.full(cells.shape[0], cells.shape[1], dtype=np.int64)
+    fp32 = OnnxModel(bundle, "cpu", precision="fp32").predict(cells, lengths)
+    int8 = OnnxModel(bundle, "cpu", precision="int8").predict(cells, lengths)
+    assert np.abs(int8 - fp32).max() <= 0.5
