@@ -140,16 +140,32 @@ def _output_path(path: Path, *, is_dir: bool = False) -> Path:
              "every sample failed); 2 usage error.")
 def score(
     export: Annotated[Path, typer.Argument(help="CSV/Parquet export, Flow-RBC HDF5, FCS or zip")],
-    out: Annotated[Path, typer.Option(help="Results CSV")] = Path("results.csv"),
+    out: Annotated[Path, typer.Option(
+        help="Results CSV (with --engine ray: .parquet writes Parquet)")] = Path("results.csv"),
+    engine: Annotated[str, typer.Option(
+        help="local (this process) | ray (a Ray cluster: pip install 'hct[ray]')")] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join (auto, ray://head:10001); default RAY_ADDRESS, else a local "
+        "Ray")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Ray scoring actors (default: one per GPU, else the cluster's CPUs less one)")]
+    = None,
 ) -> None:
     """Score a lab export offline through the service's own pipeline (no HTTP, no database)."""
     from ingestion.errors import IngestionError
-    from service.offline.local import score_file
     from service.settings import get_settings
 
+    if engine not in ("local", "ray"):
+        _say_error("--engine", f"{engine!r}: expected local or ray")
+        raise typer.Exit(EXIT_USAGE)
     _output_path(out)
     try:
-        done, errors = score_file(export, out, get_settings())
+        if engine == "ray":
+            done, errors = _score_on_ray(export, out, address, workers)
+        else:
+            from service.offline.local import score_file
+
+            done, errors = score_file(export, out, get_settings())
     except IngestionError as exc:
         _say_error(export, exc.message)
         if out.exists():
@@ -163,6 +179,20 @@ def score(
         raise typer.Exit(EXIT_NOTHING_SCORED)
     if errors:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _score_on_ray(export: Path, out: Path, address: str | None,
+                  workers: int | None) -> tuple[int, int]:
+    """`hct score --engine ray`; without the extra installed, one clear error (exit 2)."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        _say_error("--engine ray", "Ray is not installed: pip install 'hct[ray]'")
+        raise typer.Exit(EXIT_USAGE) from None
+    from service.offline.ray_engine import score_with_ray
+    from service.settings import get_settings
+
+    return score_with_ray(export, out, get_settings(), address=address, workers=workers)
 
 
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
