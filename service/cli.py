@@ -240,6 +240,14 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from run_dir/last.pt")] = False,
     threads: Annotated[int | None, typer.Option(
         help="torch CPU threads (1 is faster on a busy machine: idle threads spin)")] = None,
+    engine: Annotated[str, typer.Option(
+        help="local (this process) | ray (data-parallel Ray Train workers: pip install "
+        "'hct[ray]')")] = "local",
+    workers: Annotated[int, typer.Option(help="Ray Train workers (one GPU each when the "
+                                         "cluster has GPUs)")] = 2,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join (auto, ray://head:10001); default RAY_ADDRESS, else a local "
+        "Ray")] = None,
 ) -> None:
     """Train a set network (torch; CUDA with bf16 autocast when present, else CPU)."""
     from dataclasses import replace
@@ -268,7 +276,21 @@ def train(
     config = replace(config, model=model, seed=seed, **overrides)
     if threads is not None:
         torch.set_num_threads(threads)
-    history = run_training(data, run_dir, config, resume=resume)
+    if engine == "ray":
+        try:
+            import ray  # noqa: F401
+
+            from model.ray_train import train_on_ray
+        except ImportError:
+            _say_error("--engine ray", "Ray is not installed: pip install 'hct[ray]'")
+            raise typer.Exit(EXIT_USAGE) from None
+        history = train_on_ray(data, run_dir, config, workers=workers, address=address,
+                               resume=resume)
+    elif engine == "local":
+        history = run_training(data, run_dir, config, resume=resume)
+    else:
+        _say_error("--engine", f"{engine!r}: expected local or ray")
+        raise typer.Exit(EXIT_USAGE)
     best = min(history, key=lambda r: r.val_mse)
     typer.echo(f"{config.arch} ({config.preset}): best validation MSE {best.val_mse:.3f} at "
                f"epoch {best.epoch} -> {run_dir}/best.pt")
