@@ -4,8 +4,10 @@
     (plan_shards: metadata     (iter_shard: the project's      (score_block: the same Predictor
      only, on the driver)       own readers and validation)     and rows as `hct score`)
 
-Samples are grouped by the project's streaming readers inside each read task (a shard holds
-whole samples), so there is no shuffle: a Ray `groupby` on (patient_id, sample_id) would move
+Where Ray Data can, it fuses the read into the scoring actors (same resources, as on a CPU
+cluster), so cells never leave the process that reads them; GPU actors get samples from CPU
+read tasks. Samples are grouped by the project's streaming readers inside each read (a shard
+holds whole samples), so there is no shuffle: a Ray `groupby` on (patient_id, sample_id) would move
 every cell row across the cluster to rebuild groups the file already has in order. The driver
 only plans shards and writes the result file (one small row per sample, in file order); rows
 flow back in order because the dataset preserves order. A sample that cannot be read or scored
@@ -96,7 +98,7 @@ def _dataset(ray: Any, shards: list[Shard], bundle: dict[str, bytes], settings: 
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
     if gpus:  # one session per GPU; reading keeps the CPUs
         pool, provider, per_actor = min(workers or gpus, gpus), "cuda", {"num_gpus": 1}
-    else:  # leave a CPU for the read tasks, or they starve behind the actors
+    else:  # one CPU stays for the driver (it writes the file) and Ray's own processes
         pool, provider = workers or max(1, cpus - 1), settings.execution_provider
         per_actor = {"num_cpus": 1}
     items = [{"shard": i, "spec": json.dumps(asdict(s))} for i, s in enumerate(shards)]
@@ -104,7 +106,8 @@ def _dataset(ray: Any, shards: list[Shard], bundle: dict[str, bytes], settings: 
             .map_batches(_read_shards, batch_size=1, fn_kwargs={
                 "min_cells": settings.min_cells, "max_cells": settings.max_cells})
             .map_batches(_Scorer, batch_size=batch_size, batch_format="pyarrow",
-                         concurrency=pool, fn_constructor_kwargs={
+                         compute=ray.data.ActorPoolStrategy(size=pool),
+                         fn_constructor_kwargs={
                              "bundle": bundle, "provider": provider,
                              "set_size": settings.set_size, "batch_size": batch_size},
                          **per_actor))
