@@ -131,7 +131,12 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {names.get(key, key)} | {e['seconds']:.1f} | {e['samples_per_s']:.0f} "
                      f"| {e['fixed_s']:.1f} | {e['marginal_ms_per_sample']:.2f} | {steady} | "
                      f"{e['overhead_ms_per_sample_vs_local']:+.2f} |")
-    lines += ["", "Reproduce: `python -m bench.scale --samples "
+    lines += ["", "Each Ray actor runs its ONNX session on one intra-op thread and the driver "
+              "writes the file in its own process; the local engine reads, scores (onnxruntime's "
+              "default threads) and writes in one process. More actors than free cores only "
+              "add contention: compare actor counts on a machine with cores to spare. The fixed "
+              "cost is Ray's pipeline start (actors loading the model), paid once per run.",
+              "", "Reproduce: `python -m bench.scale --samples "
               f"{report['samples']} --cells {report['cells']} --repeats {report['repeats']} "
               f"--cpus {report['ray_cpus']}`", ""]
     return "\n".join(lines)
