@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Marker files record which extras are installed; they are rebuilt when pyproject.toml changes.
 RUNTIME_STAMP := $(VENV)/.installed-runtime
-DEV_STAMP := $(VENV)/.installed-train-dev
+DEV_STAMP := $(VENV)/.installed-train-ray-paper-dev
 
 .PHONY: serve test lint install install-dev clean examples
 
@@ -18,7 +18,7 @@ $(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,ray,paper,dev]'
 	touch $@ $(RUNTIME_STAMP)
 
 install: $(RUNTIME_STAMP)

@@ -100,11 +100,13 @@ def iter_flowrbc(
     min_cells: int = DEFAULT_MIN_CELLS,
     max_cells: int = DEFAULT_MAX_CELLS,
     chunk: int = 1024,
+    window: tuple[int, int] | None = None,
 ) -> Iterator[CellSet | SampleError]:
     """Yield every set as a `CellSet` (label -> measured hematocrit), or a `SampleError`.
 
     Ids: patient id `<split>-<index>` unless a `<split>_patient_id` dataset exists. Sets are
     read in slabs of at most `chunk` sets and about `SLAB_BYTES`, whatever the file declares.
+    `window=(start, stop)` reads only sets `start:stop` of each split (parallel readers).
     """
     with FlowRBCFile.open(path, max_cells=max_cells) as f:
         for split in splits or tuple(f.splits):
@@ -114,8 +116,9 @@ def iter_flowrbc(
             step = max(1, min(chunk, SLAB_BYTES // per_set))
             if data.chunks and step < data.chunks[0] <= MAX_CHUNK_BYTES // per_set:
                 step = data.chunks[0]  # whole storage chunks: each is inflated once
-            for start in range(0, n_sets, step):
-                stop = min(start + step, n_sets)
+            first, last = (0, n_sets) if window is None else (window[0], min(window[1], n_sets))
+            for start in range(first, last, step):
+                stop = min(start + step, last)
                 block, labels, ids, rbc = _slab(f.handle, split, start, stop)  # [c, S, 2]
                 for j in range(block.shape[0]):
                     i = start + j

@@ -9,7 +9,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -131,13 +131,8 @@ def train(data_path: str | Path, run_dir: str | Path, config: TrainConfig, *,
     best_val, bad_epochs, start_epoch = math.inf, 0, 0
     last_path = run_dir / "last.pt"
     if resume and last_path.exists():
-        state = torch.load(last_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        for group in optimiser.param_groups:  # the resumed run's config sets the lr (a schedule
-            group["lr"] = config.lr  # step is `--resume --lr <lower>`), not the checkpoint
-        history = [EpochRecord(**r) for r in state["history"]]
-        best_val, bad_epochs, start_epoch = state["best_val"], state["bad_epochs"], state["epoch"]
+        history, best_val, bad_epochs, start_epoch = load_last(last_path, model, optimiser,
+                                                               config.lr)
     (run_dir / "train_config.json").write_text(json.dumps(config.as_dict(), indent=2))
     label_mean, label_scale = float(model.label_mean), float(model.label_scale)
     started = time.monotonic()
@@ -153,13 +148,10 @@ def train(data_path: str | Path, run_dir: str | Path, config: TrainConfig, *,
         history.append(record)
         if record.val_mse < best_val:
             best_val, bad_epochs = record.val_mse, 0
-            torch.save({"model": model.state_dict(), "config": config.as_dict(),
-                        "epoch": record.epoch, "val_mse": record.val_mse}, run_dir / "best.pt")
+            torch.save(best_state(model, config, record), run_dir / "best.pt")
         else:
             bad_epochs += 1
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "history": [asdict(r) for r in history], "best_val": best_val,
-                    "bad_epochs": bad_epochs, "epoch": record.epoch}, last_path)
+        torch.save(last_state(model, optimiser, history, best_val, bad_epochs), last_path)
         _write_history(run_dir, history)
         if progress:
             print(f"epoch {record.epoch}: train {train_mse:.3f}  val MSE {record.val_mse:.3f}  "
@@ -178,30 +170,76 @@ def _train_epoch(model: SetRegressor, optimiser: torch.optim.Optimizer, data: Se
     resumed run sees exactly the batches an uninterrupted one would have.
     """
     model.train()
-    rng = np.random.default_rng([config.seed, epoch])
-    order = rng.permutation(len(data))
-    steps = math.ceil(len(order) / config.batch_size)
+    steps = math.ceil(len(data) / config.batch_size)
     total, count = 0.0, 0
     bar = _ProgressBar(steps, f"epoch {epoch + 1}/{config.epochs}") if progress else None
-    for step in range(steps):
-        idx = np.sort(order[step * config.batch_size : (step + 1) * config.batch_size])
-        cells = random_subsets(data.cells[idx], config.set_size, rng)  # [b, S, 2]
-        x = torch.from_numpy(np.ascontiguousarray(cells)).to(device)
-        lengths = torch.full((x.shape[0],), x.shape[1], device=device)
+    for step, (idx, cells) in enumerate(epoch_batches(data, config, epoch)):
+        x = torch.from_numpy(np.ascontiguousarray(cells)).to(device)  # [b, S, 2]
         target = torch.from_numpy((data.labels[idx] - label_mean) / label_scale).to(device)
-        with _autocast(device):
-            pred = model.forward_standardised(x, lengths)
-        loss = torch.mean((pred.float() - target) ** 2)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        total += loss.item() * len(idx)
+        loss = train_step(model.forward_standardised, optimiser, x, target)
+        total += loss * len(idx)
         count += len(idx)
         if bar is not None:
             bar.update(step + 1, f"loss {total / count * label_scale**2:.3f}")
     if bar is not None:
         bar.close()
     return total / count * label_scale**2  # MSE in %² (de-standardised)
+
+
+def epoch_batches(data: SetData, config: TrainConfig, epoch: int, *, rank: int = 0,
+                  world: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(set indices [b], cells [b, S, 2]) for every step of `epoch`. The epoch number seeds
+    order and cell subsets, so a resumed run sees the batches an uninterrupted one would. With
+    `world` data-parallel workers, rank `rank` gets its share of each global batch: every rank
+    takes the same number of steps, and the global batch (the optimiser's) stays the same.
+    """
+    rng = np.random.default_rng([config.seed, epoch])
+    order = rng.permutation(len(data))
+    cell_rng = rng if world == 1 else np.random.default_rng([config.seed, epoch, rank])
+    for step in range(math.ceil(len(order) / config.batch_size)):
+        batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+        idx = np.sort(batch[rank::world] if len(batch) > rank else batch[:1])
+        yield idx, random_subsets(data.cells[idx], config.set_size, cell_rng)  # [b, S, 2]
+
+
+def train_step(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               optimiser: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor) -> float:
+    """One Adam step on MSE of standardised labels; `forward(x [b, S, 2], lengths [b])` is the
+    model (or its data-parallel wrapper) in standardised units. Returns the batch loss."""
+    lengths = torch.full((x.shape[0],), x.shape[1], device=x.device)
+    with _autocast(x.device):
+        pred = forward(x, lengths)  # [b]
+    loss = torch.mean((pred.float() - target) ** 2)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return float(loss.item())
+
+
+def best_state(model: SetRegressor, config: TrainConfig, record: EpochRecord) -> dict:
+    """What `best.pt` holds (read by `load_trained`, `hct evaluate` and `hct export`)."""
+    return {"model": model.state_dict(), "config": config.as_dict(), "epoch": record.epoch,
+            "val_mse": record.val_mse}
+
+
+def last_state(model: SetRegressor, optimiser: torch.optim.Optimizer,
+               history: list[EpochRecord], best_val: float, bad_epochs: int) -> dict:
+    """What `last.pt` holds: everything a resumed run needs."""
+    return {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+            "history": [asdict(r) for r in history], "best_val": best_val,
+            "bad_epochs": bad_epochs, "epoch": history[-1].epoch}
+
+
+def load_last(path: str | Path, model: SetRegressor, optimiser: torch.optim.Optimizer,
+              lr: float) -> tuple[list[EpochRecord], float, int, int]:
+    """Restore `last.pt` into `model` and `optimiser`; (history, best_val, bad_epochs, epoch)."""
+    state = torch.load(path, map_location=next(model.parameters()).device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    for group in optimiser.param_groups:  # the resumed run's config sets the lr (a schedule
+        group["lr"] = lr  # step is `--resume --lr <lower>`), not the checkpoint
+    history = [EpochRecord(**r) for r in state["history"]]
+    return history, state["best_val"], state["bad_epochs"], state["epoch"]
 
 
 class _ProgressBar:

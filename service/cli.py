@@ -142,16 +142,32 @@ def _output_path(path: Path, *, is_dir: bool = False) -> Path:
              "every sample failed); 2 usage error.")
 def score(
     export: Annotated[Path, typer.Argument(help="CSV/Parquet export, Flow-RBC HDF5, FCS or zip")],
-    out: Annotated[Path, typer.Option(help="Results CSV")] = Path("results.csv"),
+    out: Annotated[Path, typer.Option(
+        help="Results CSV (with --engine ray: .parquet writes Parquet)")] = Path("results.csv"),
+    engine: Annotated[str, typer.Option(
+        help="local (this process) | ray (a Ray cluster: pip install 'hct[ray]')")] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join (auto, ray://head:10001); default RAY_ADDRESS, else a local "
+        "Ray")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Ray scoring actors (default: one per GPU, else the cluster's CPUs less one)")]
+    = None,
 ) -> None:
     """Score a lab export offline through the service's own pipeline (no HTTP, no database)."""
     from ingestion.errors import IngestionError
-    from service.offline.local import score_file
     from service.settings import get_settings
 
+    if engine not in ("local", "ray"):
+        _say_error("--engine", f"{engine!r}: expected local or ray")
+        raise typer.Exit(EXIT_USAGE)
     _output_path(out)
     try:
-        done, errors = score_file(export, out, get_settings())
+        if engine == "ray":
+            done, errors = _score_on_ray(export, out, address, workers)
+        else:
+            from service.offline.local import score_file
+
+            done, errors = score_file(export, out, get_settings())
     except IngestionError as exc:
         _say_error(export, exc.message)
         if out.exists():
@@ -165,6 +181,20 @@ def score(
         raise typer.Exit(EXIT_NOTHING_SCORED)
     if errors:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _score_on_ray(export: Path, out: Path, address: str | None,
+                  workers: int | None) -> tuple[int, int]:
+    """`hct score --engine ray`; without the extra installed, one clear error (exit 2)."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        _say_error("--engine ray", "Ray is not installed: pip install 'hct[ray]'")
+        raise typer.Exit(EXIT_USAGE) from None
+    from service.offline.ray_engine import score_with_ray
+    from service.settings import get_settings
+
+    return score_with_ray(export, out, get_settings(), address=address, workers=workers)
 
 
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
@@ -212,6 +242,14 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from run_dir/last.pt")] = False,
     threads: Annotated[int | None, typer.Option(
         help="torch CPU threads (1 is faster on a busy machine: idle threads spin)")] = None,
+    engine: Annotated[str, typer.Option(
+        help="local (this process) | ray (data-parallel Ray Train workers: pip install "
+        "'hct[ray]')")] = "local",
+    workers: Annotated[int, typer.Option(help="Ray Train workers (one GPU each when the "
+                                         "cluster has GPUs)")] = 2,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join (auto, ray://head:10001); default RAY_ADDRESS, else a local "
+        "Ray")] = None,
 ) -> None:
     """Train a set network (torch; CUDA with bf16 autocast when present, else CPU)."""
     from dataclasses import replace
@@ -240,7 +278,21 @@ def train(
     config = replace(config, model=model, seed=seed, **overrides)
     if threads is not None:
         torch.set_num_threads(threads)
-    history = run_training(data, run_dir, config, resume=resume)
+    if engine == "ray":
+        try:
+            import ray  # noqa: F401
+
+            from model.ray_train import train_on_ray
+        except ImportError:
+            _say_error("--engine ray", "Ray is not installed: pip install 'hct[ray]'")
+            raise typer.Exit(EXIT_USAGE) from None
+        history = train_on_ray(data, run_dir, config, workers=workers, address=address,
+                               resume=resume)
+    elif engine == "local":
+        history = run_training(data, run_dir, config, resume=resume)
+    else:
+        _say_error("--engine", f"{engine!r}: expected local or ray")
+        raise typer.Exit(EXIT_USAGE)
     best = min(history, key=lambda r: r.val_mse)
     typer.echo(f"{config.arch} ({config.preset}): best validation MSE {best.val_mse:.3f} at "
                f"epoch {best.epoch} -> {run_dir}/best.pt")

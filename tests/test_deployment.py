@@ -188,3 +188,35 @@ def test_nginx_accepts_the_config(tmp_path, tls):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert "test is successful" in out.stderr
+
+
+def test_ray_profile_has_a_head_and_workers_on_one_image_with_shared_data():
+    compose = _compose()
+    head, worker = compose["services"]["ray-head"], compose["services"]["ray-worker"]
+    assert head["profiles"] == worker["profiles"] == ["ray"]
+    assert head["image"] == worker["image"] == "hct:ray"
+    assert head["build"]["dockerfile"] == "deploy/ray.Dockerfile"
+    assert head["command"][:3] == ["ray", "start", "--head"] and "--block" in head["command"]
+    assert "--address=ray-head:6379" in worker["command"] and "--block" in worker["command"]
+    assert worker["depends_on"]["ray-head"]["condition"] == "service_healthy"
+    assert "ray" in head["healthcheck"]["test"] and "status" in head["healthcheck"]["test"]
+    assert worker["deploy"]["replicas"] >= 1
+    for node in (head, worker):  # one /data path cluster-wide; an object store in /dev/shm
+        assert "raydata:/data" in node["volumes"]
+        assert node["shm_size"]
+        assert node["environment"]["RAY_AUTH_MODE"] == "token"
+        assert node["secrets"] == ["ray_token"]
+    assert "raydata" in compose["volumes"]
+    assert compose["secrets"]["ray_token"] == {"environment": "HCT_RAY_TOKEN"}
+    assert "10001:10001" in head["ports"]  # Ray Client, for --address ray://host:10001
+    for name in ("api", "worker", "db"):  # the default stack does not start Ray
+        assert "profiles" not in compose["services"][name]
+
+
+def test_ray_image_installs_train_and_ray_extras_and_the_service_image_neither():
+    ray_image = (ROOT / "deploy" / "ray.Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11\.\d+-slim-\w+$", ray_image, flags=re.M)
+    assert "pip install --no-cache-dir '.[train,ray]'" in ray_image
+    assert "import ray.data, ray.train.torch" in ray_image
+    service_image = _dockerfile()
+    assert "[ray" not in service_image and "ray[" not in service_image

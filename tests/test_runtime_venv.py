@@ -44,6 +44,7 @@ def test_runtime_install_has_no_torch_and_no_plain_onnxruntime(runtime_venv):
     names = {p["name"].lower() for p in json.loads(listed)}
     assert "onnxruntime-gpu" in names and "onnxruntime" not in names
     assert "torch" not in names
+    assert "ray" not in names  # Ray is the optional [ray] extra, never the service runtime
 
 
 def test_runtime_venv_serves_a_prediction(runtime_venv, tmp_path):

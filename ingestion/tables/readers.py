@@ -155,13 +155,16 @@ class CsvReader:
 
 
 class ParquetReader:
-    """Streams a Parquet file as `Rows`, one `iter_batches` batch at a time."""
+    """Streams a Parquet file as `Rows`, one `iter_batches` batch at a time, from row group
+    `first_group` on (parallel readers start part-way; row numbers stay the file's)."""
 
     def __init__(
-        self, stream: BinaryIO, name: str, columns: ColumnMap | None, chunk_rows: int
+        self, stream: BinaryIO, name: str, columns: ColumnMap | None, chunk_rows: int,
+        first_group: int = 0,
     ) -> None:
         self._name = name
         self._chunk_rows = chunk_rows
+        self._first_group = first_group
         try:
             self._file = pq.ParquetFile(stream)
             schema = self._file.schema_arrow
@@ -173,10 +176,14 @@ class ParquetReader:
         self._names = [schema.names[c.index] for c in self.layout.columns]
         for column in self.layout.columns[:4]:
             _check_type(column, schema.field(column.index).type, name)
+        meta = self._file.metadata
+        self.group_rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
 
     def __iter__(self) -> Iterator[Rows]:
-        row = 1
-        batches = self._file.iter_batches(batch_size=self._chunk_rows, columns=self._names)
+        row = 1 + sum(self.group_rows[: self._first_group])
+        groups = range(self._first_group, len(self.group_rows))
+        batches = self._file.iter_batches(batch_size=self._chunk_rows, columns=self._names,
+                                          row_groups=groups)
         while True:
             try:
                 batch = next(batches)

@@ -18,7 +18,8 @@ from ingestion.cells import CellSet
 from ingestion.errors import IngestionError, SampleError
 from ingestion.sources import iter_source
 from model.progress import progress_bar
-from service.prediction.mapper import csv_lines, error_row, result_row
+from service.offline.blocks import score_block
+from service.prediction.mapper import csv_lines
 from service.prediction.predictor import Predictor
 from service.runtime.bundle import load_bundle
 from service.runtime.onnx_model import OnnxModel
@@ -50,26 +51,11 @@ def score_file(source: Path, out: Path, settings: Settings, *, progress: bool = 
     counts = {"done": 0, "error": 0}
     stopped: list[IngestionError] = []
 
-    def score_block(block: list) -> Iterator[dict[str, object]]:
-        good = [(s, i) for s, i in block if isinstance(i, CellSet)]
-        try:
-            scored = dict(zip([s for s, _ in good],
-                              predictor.predict_many([i for _, i in good], source="offline",
-                                                     batch_size=batch_size), strict=True))
-        except Exception as exc:  # the model failed on this block: its samples are errors
-            log.exception("scoring a block of %d samples failed", len(good))
-            scored, failure = {}, f"scoring failed: {exc}"
-        for seq, item in block:
-            if isinstance(item, SampleError):
-                counts["error"] += 1
-                yield error_row(seq, item.patient_id, item.sample_id, item.kind, item.message)
-            elif seq in scored:
-                counts["done"] += 1
-                yield result_row(seq, scored[seq], stored=False)
-            else:
-                counts["error"] += 1
-                yield error_row(seq, item.patient_id, item.sample_id, "scoring_failed",
-                                failure)
+    def score(block: list) -> list[dict[str, object]]:
+        rows = score_block(predictor, block, batch_size=batch_size)
+        for row in rows:
+            counts["done" if row["status"] == "done" else "error"] += 1
+        return rows
 
     items = iter_source(source, min_cells=settings.min_cells, max_cells=settings.max_cells)
     first = next(items, None)  # a file unreadable from the start raises before `out` exists
@@ -84,7 +70,7 @@ def score_file(source: Path, out: Path, settings: Settings, *, progress: bool = 
             except IngestionError as exc:  # file-level, part-way: keep what is scored
                 stopped.append(exc)
                 return
-            yield from score_block(block)
+            yield from score(block)
             bar.advance(len(block))
             bar.note(f"{counts['error']} errors")
 

@@ -1,0 +1,109 @@
+"""`hct score --engine ray` on a local Ray runtime gives the local engine's rows: same columns,
+same values, errors as rows, file order and `seq` across shards."""
+
+import csv
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from service.offline.local import score_file
+from service.offline.ray_engine import score_with_ray
+from service.prediction.mapper import RESULT_COLUMNS
+from tests.ray_session import ray_session  # noqa: F401 - fixture
+from tests.service.conftest import cells_for
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+def _export(path, n: int, *, too_few: tuple[int, ...] = (), impossible: tuple[int, ...] = ()):
+    """`n` samples in long format; some with too few cells or an impossible volume."""
+    pid, sid, volume, hemoglobin, measured = [], [], [], [], []
+    for i in range(n):
+        cells = cells_for(38 + i % 10, 60 if i in too_few else 250 + 7 * i, i)
+        if i in impossible:
+            cells[3, 0] = -5.0
+        pid += [f"P{i:03d}"] * len(cells)
+        sid += [f"S{i:03d}"] * len(cells)
+        volume += cells[:, 0].tolist()
+        hemoglobin += cells[:, 1].tolist()
+        measured += [40.0 + i % 7] * len(cells)
+    table = pa.table({"patient_id": pid, "sample_id": sid, "volume_fl": volume,
+                      "hemoglobin_pg": hemoglobin, "measured_hematocrit_pct": measured})
+    # Row groups of 500 rows: samples cross row-group (and shard) boundaries.
+    pq.write_table(table, path, row_group_size=500)
+
+
+def _read(path) -> list[dict]:
+    if path.suffix == ".parquet":
+        return pq.read_table(path).to_pylist()
+    return list(csv.DictReader(path.open()))
+
+
+def _same(a, b) -> bool:
+    if a in (None, "") and b in (None, ""):
+        return True
+    try:
+        return math.isclose(float(a), float(b), abs_tol=1e-5)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_ray_scores_what_the_local_engine_scores(settings, tmp_path, suffix):
+    export = tmp_path / "export.parquet"
+    _export(export, 24, too_few=(5,), impossible=(17,))
+    assert pq.ParquetFile(export).metadata.num_row_groups > 6
+    local_out, ray_out = tmp_path / "local.csv", tmp_path / f"ray{suffix}"
+    local = score_file(export, local_out, settings, progress=False)
+    # Shards of ~1,500 rows: several read tasks, each reading samples whole across groups.
+    got = score_with_ray(export, ray_out, settings, workers=1, rows_per_shard=1500)
+    assert got == local == (22, 2)
+    expected, rows = _read(local_out), _read(ray_out)
+    assert list(rows[0]) == list(RESULT_COLUMNS)
+    assert len(rows) == len(expected) == 24
+    for want, have in zip(expected, rows, strict=True):
+        for column in RESULT_COLUMNS:
+            assert _same(want[column], have[column]), (want["seq"], column, want, have)
+    assert [int(r["seq"]) for r in rows] == list(range(24))
+    assert all(r["prediction_id"] in (None, "") for r in rows)  # offline: nothing stored
+
+
+def test_bad_samples_are_error_rows_not_a_crash(settings, tmp_path):
+    export = tmp_path / "export.parquet"
+    _export(export, 8, too_few=(0, 6), impossible=(3,))
+    out = tmp_path / "results.parquet"
+    done, errors = score_with_ray(export, out, settings, workers=2, rows_per_shard=700)
+    rows = _read(out)
+    assert (done, errors) == (5, 3)
+    assert [r["status"] for r in rows] == ["error", "done", "done", "error", "done", "done",
+                                           "error", "done"]
+    bad = {r["sample_id"]: r for r in rows if r["status"] == "error"}
+    assert "at least 200" in bad["S000"]["error_message"]
+    assert "volume_fl" in bad["S003"]["error_message"] and bad["S003"]["error_kind"]
+    assert all(r["hematocrit_pct"] is None for r in bad.values())
+    assert all(np.isfinite(r["hematocrit_pct"]) for r in rows if r["status"] == "done")
+
+
+def test_cli_engine_ray_writes_parquet_and_exits_3_on_errors(settings, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from service.cli import app
+    from service.settings import get_settings
+
+    monkeypatch.setenv("HCT_MODEL_DIR", str(settings.model_dir))
+    monkeypatch.setenv("HCT_EXECUTION_PROVIDER", "cpu")
+    get_settings.cache_clear()
+    export = tmp_path / "export.parquet"
+    _export(export, 4, too_few=(2,))
+    out = tmp_path / "runs" / "results.parquet"
+    try:
+        result = CliRunner().invoke(app, ["score", str(export), "--engine", "ray", "--out",
+                                          str(out), "--workers", "1"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 3, result.output  # some samples failed, as the local engine
+    assert "3 samples scored, 1 errors" in result.stdout
+    assert pq.read_table(out).column("status").to_pylist() == ["done", "done", "error", "done"]
