@@ -26,6 +26,8 @@ def test_the_bundle_loads_and_its_card_names_the_architecture_and_its_test_score
     # Its evaluation on the synthetic test split beat the clinical-indices baseline.
     assert scores["set_transformer_pp"]["mse"]["high"] < scores["cbc_indices"]["mse"]["low"]
     assert card["training"]["onnx_parity_max_abs_diff"] <= 1e-4
+    # Calibrated like the default: a conformal interval and a quality reference.
+    assert card["conformal"]["calibration_coverage"] >= 0.89 and "quality" in card
 
 
 def test_the_bundle_serves_a_prediction_through_the_model_dir(tmp_path, monkeypatch):
@@ -46,6 +48,8 @@ def test_the_bundle_serves_a_prediction_through_the_model_dir(tmp_path, monkeypa
     card = json.loads((BUNDLE / "card.json").read_text())
     assert got["model"]["version"] == card["version"]
     assert 20 < got["hematocrit_pct"] < 60 and np.isfinite(got["hematocrit_pct"])
+    interval = got["hematocrit_interval_pct"]
+    assert interval["lower"] < got["hematocrit_pct"] < interval["upper"]
     assert "synthetic" in got["notice"]
     assert fhir["method"]["text"].startswith("Set Transformer++ on per-cell")
 
