@@ -15,7 +15,7 @@ variants, on what can be run here, with the paper's figure beside every row wher
 Every model trains for a fixed number of epochs (Adam steps are recorded), never for a wall-clock
 budget, so a row does not depend on how loaded the machine was.
 
-    python -m bench.paper_tables            # reduced: 2 shared CPU cores, about 30 min
+    python -m bench.paper_tables            # reduced: 9 CPU-minutes (45 min on the loaded 2 cores)
     python -m bench.paper_tables --tiny     # smoke size (tests)
     python -m bench.paper_tables --full --device cuda   # paper sizes, 3 seeds (GPU)
 """
