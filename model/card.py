@@ -23,6 +23,24 @@ INPUTS = {
                 "meaning": "number of valid (non-padding) cells per set"},
 }
 OUTPUT = {"name": "hematocrit_pct", "dtype": "float32", "shape": ["batch"], "unit": "%"}
+# The paper's Table 4 families by factory name, as reports and clinical messages spell them.
+ARCHITECTURE_LABELS: dict[str, str] = {"deepsets": "Deep Sets", "deepsets_pp": "Deep Sets++",
+                                       "set_transformer": "Set Transformer",
+                                       "set_transformer_pp": "Set Transformer++"}
+_CARD_PREFIX = "hct-"
+
+
+def card_name(architecture: str) -> str:
+    """The card's `name` for a factory architecture name: `set_transformer_pp` ->
+    `hct-set-transformer-pp` (the bundled Deep Sets++ keeps its `hct-deepsets-pp`)."""
+    return _CARD_PREFIX + architecture.replace("_", "-")
+
+
+def architecture_label(model_name: str) -> str:
+    """The family a card `name` stands for (`hct-set-transformer-pp` -> `Set Transformer++`),
+    or the name itself for a card this scheme did not write."""
+    key = model_name.removeprefix(_CARD_PREFIX).replace("-", "_")
+    return ARCHITECTURE_LABELS.get(key, model_name)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -41,7 +59,7 @@ def build_card(*, version: str, onnx_sha256: str, architecture: dict[str, Any],
     """Assemble a card; `synthetic` marks training on the synthetic cohort (the default)."""
     return {
         "schema_version": CARD_SCHEMA_VERSION,
-        "name": "hct-deepsets-pp",
+        "name": card_name(str(architecture["name"])),
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "onnx_sha256": onnx_sha256,

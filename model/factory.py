@@ -13,14 +13,13 @@ from typing import Any
 from torch import nn
 
 from model import deepsets, set_transformer
+from model.card import ARCHITECTURE_LABELS
 from model.deepsets import DeepSetsPP, ModelConfig
 from model.set_transformer import SetTransformer, SetTransformerConfig
 
 ARCHITECTURES: tuple[str, ...] = ("deepsets", "deepsets_pp", "set_transformer",
                                   "set_transformer_pp")
-LABELS: dict[str, str] = {"deepsets": "Deep Sets", "deepsets_pp": "Deep Sets++",
-                          "set_transformer": "Set Transformer",
-                          "set_transformer_pp": "Set Transformer++"}
+LABELS: dict[str, str] = ARCHITECTURE_LABELS
 # Bundles written before the factory name the class.
 ALIASES: dict[str, str] = {"DeepSetsPP": "deepsets_pp"}
 # What makes each name itself when the dict says nothing else.

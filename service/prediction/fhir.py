@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from model.card import architecture_label
 from service.prediction.notice import NOTICE
 from service.prediction.prediction import Prediction
 from service.prediction.reference import RANGE_TEXT
@@ -46,8 +47,8 @@ def observation(record: Prediction, base_url: str = "") -> dict[str, Any]:
             "low": {"value": low, "unit": "%", "system": UCUM, "code": "%"},
             "high": {"value": high, "unit": "%", "system": UCUM, "code": "%"},
             "text": RANGE_TEXT.get(record.sex, RANGE_TEXT[None])}],
-        "method": {"text": f"Deep Sets++ on per-cell volume and hemoglobin ({model}; "
-                           f"ONNX sha256 {record.onnx_sha256})"},
+        "method": {"text": f"{architecture_label(record.model_name)} on per-cell volume and "
+                           f"hemoglobin ({model}; ONNX sha256 {record.onnx_sha256})"},
         "device": {"display": f"{model} on {record.provider}"},
         "note": [{"text": f"Model estimate, not a measured value. {NOTICE}"}],
     }

@@ -31,6 +31,7 @@ from typing import Any
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message
 
+from model.card import architecture_label
 from service.prediction.notice import NOTICE
 from service.prediction.prediction import Prediction
 
@@ -185,8 +186,8 @@ def oru_r01(record: Prediction, *, interval: Interval | None = None,
     order.obr.obr_25 = "P"
 
     method = _coded((f"{record.model_name} {record.model_version}",
-                     f"Deep Sets++ {record.model_name} {record.model_version} "
-                     f"ONNX sha256 {record.onnx_sha256[:12]}", "L"))
+                     f"{architecture_label(record.model_name)} {record.model_name} "
+                     f"{record.model_version} ONNX sha256 {record.onnx_sha256[:12]}", "L"))
     obs = order.add_group("ORU_R01_OBSERVATION")
     obx = obs.obx
     obx.obx_1 = "1"

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 from model.deepsets import DeepSetsPP  # noqa: E402
 from model.factory import (  # noqa: E402

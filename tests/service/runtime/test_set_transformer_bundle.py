@@ -1,5 +1,8 @@
 """The service serves any bundle the export writes: a Set Transformer++ bundle answers a
-prediction through the real app, with nothing changed but the model directory."""
+prediction through the real app, with nothing changed but the model directory, and its FHIR and
+HL7 renderings name the Set Transformer++ rather than the default family. The bundle is the
+session's `st_pp_bundle` (tests/conftest.py), whose graph test_export_architectures.py also
+checks."""
 
 import json
 
@@ -7,28 +10,10 @@ import numpy as np
 import pytest
 
 from service.settings import Settings
-from tests.service.conftest import cells_for, prediction_body
+from tests.service.conftest import prediction_body
 
 torch = pytest.importorskip("torch")
-
-
-@pytest.fixture(scope="module")
-def st_pp_bundle(tmp_path_factory):
-    from model.baselines import BaselineSet
-    from model.export import write_bundle
-    from model.factory import build_network
-
-    torch.manual_seed(0)
-    model = build_network({"name": "set_transformer_pp", "hidden": 8, "blocks": 2, "heads": 2,
-                           "inducing": 4, "decoder_layers": 1})
-    model.set_normalisation(torch.tensor([90.0, 30.0]), torch.tensor([14.0, 4.6]), 42.0, 5.0)
-    labels = np.random.default_rng(1).normal(42, 5, 100)
-    x = np.stack([cells_for(h, 200, i) for i, h in enumerate(labels)]).astype(np.float32)
-    out = tmp_path_factory.mktemp("st_pp_bundle")
-    write_bundle(model, out, baselines=BaselineSet.fit(x, None, labels), version="st-test-0",
-                 cells_per_set=1000, training={"note": "untrained test model"}, metrics={},
-                 reproduce=["pytest fixture"])
-    return out, model.eval()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_set_transformer_pp_bundle_serves_a_prediction(st_pp_bundle, tmp_path):
@@ -40,15 +25,23 @@ def test_set_transformer_pp_bundle_serves_a_prediction(st_pp_bundle, tmp_path):
     card = json.loads((bundle / "card.json").read_text())
     assert card["architecture"]["name"] == "set_transformer_pp"
     assert card["architecture"]["inducing"] == 4
+    assert card["name"] == "hct-set-transformer-pp"
     settings = Settings(environment="test", database_url=f"sqlite:///{tmp_path / 'hct.db'}",
                         model_dir=bundle, upload_dir=tmp_path / "uploads",
                         execution_provider="cpu", _env_file=None)
     body = prediction_body("P-st", n=300, seed=5)
     with TestClient(create_app(settings)) as client:
         r = client.post("/v1/predictions", json=body)
-    assert r.status_code == 201, r.text
-    got = r.json()
-    assert got["model"]["version"] == "st-test-0"
+        assert r.status_code == 201, r.text
+        got = r.json()
+        fhir = client.get(f"/v1/predictions/{got['id']}/fhir")
+        hl7 = client.get(f"/v1/predictions/{got['id']}/hl7")
+    assert fhir.status_code == 200 and hl7.status_code == 200
+    method = fhir.json()["method"]["text"]
+    assert method.startswith("Set Transformer++ on per-cell") and "Deep Sets" not in method
+    assert f"Set Transformer++ hct-set-transformer-pp {card['version']}" in hl7.text
+    assert "Deep Sets" not in hl7.text
+    assert got["model"]["version"] == card["version"]
     assert "synthetic" in got["notice"]
     cells = torch.tensor(np.stack([body["volume_fl"], body["hemoglobin_pg"]], axis=1),
                          dtype=torch.float32)[None]  # [1, 300, 2]
