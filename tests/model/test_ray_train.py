@@ -5,6 +5,7 @@ replaced and the run resumes from the last reported checkpoint (not from scratch
 import functools
 import json
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,14 @@ def _die_once(folder: str, rank: int, epoch: int) -> None:
     marker = Path(folder) / "killed"
     if rank == 1 and epoch == 2 and not marker.exists():
         marker.touch()
+        # Die only once a checkpoint has been persisted (reports are collected asynchronously;
+        # on a loaded machine the death could otherwise win the race with the very first one,
+        # and a restart from nothing is then correct but not what this test is about).
+        deadline = time.monotonic() + 60
+        storage = Path(folder) / "run" / "ray"
+        while not any(storage.rglob("checkpoint_*/last.pt")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2.0)  # let the controller register what it has received
         os._exit(1)
 
 
