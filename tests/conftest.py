@@ -5,12 +5,15 @@ per session)."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import create_engine, text
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +91,24 @@ def st_pp_bundle(st_pp_cli_run: dict[str, Any]) -> tuple[Path, Any]:
     assert result.exit_code == 0, result.output
     model, _ = load_trained(st_pp_cli_run["run"] / "best.pt")
     return st_pp_cli_run["bundle"], model.eval()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A SQLite file, or a fresh PostgreSQL schema (dropped after) when HCT_TEST_DATABASE_URL
+    is set: every package's database tests share this one fixture."""
+    base = os.environ.get("HCT_TEST_DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{tmp_path / 'hct.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

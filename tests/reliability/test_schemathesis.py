@@ -5,12 +5,7 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from pathlib import Path
-
 import pytest
-from sqlalchemy import create_engine, text
 
 from service.api.app import create_app
 from service.settings import Settings
@@ -20,27 +15,8 @@ from tests.reliability.server import REPO
 pytest.importorskip("schemathesis")
 
 
-@pytest.fixture
-def fuzz_database(tmp_path: Path):
-    base = os.environ.get("HCT_TEST_DATABASE_URL")
-    if not base:
-        yield f"sqlite:///{tmp_path / 'hct.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-def test_no_server_error_and_every_response_matches_the_schema(fuzz_database, tmp_path):
-    settings = Settings(environment="test", database_url=fuzz_database,
+def test_no_server_error_and_every_response_matches_the_schema(database_url, tmp_path):
+    settings = Settings(environment="test", database_url=database_url,
                         model_dir=REPO / "models" / "default", upload_dir=tmp_path / "uploads",
                         execution_provider="cpu", max_queue_delay_ms=1.0, _env_file=None)
     report = fuzz(create_app(settings), max_examples=60, positive_examples=25)

@@ -5,16 +5,13 @@ set), and the real app behind TestClient (HTTP in-process, lifespan included).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, text
 
 from service.settings import Settings
 
@@ -46,25 +43,6 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                  training={"note": "untrained test model"}, metrics={},
                  reproduce=["pytest fixture"])
     return out
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    base = os.environ.get("HCT_TEST_DATABASE_URL")
-    if not base:
-        yield f"sqlite:///{tmp_path / 'hct.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture
