@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.paper_figures import DEPTHS, GRID_DEFAULT, PAPER, variant_label
 from bench.paper_normalvar import (
     BenchConfig,
     NormalVarData,
@@ -41,33 +42,10 @@ from bench.paper_normalvar import (
     make_sets,
     train_and_test,
 )
+from bench.paper_report import to_markdown
 from bench.results_io import write_results
 from model.factory import LABELS, network_config
 from model.layers import NORMS, RESIDUALS
-
-SOURCE = ("Zhang, Tozzo, Higgins, Ranganath, 'Set Norm and Equivariant Skip Connections: Putting "
-          "the Deep in Deep Sets', ICML 2022. Figures quoted: Normal Var Deep Sets 50 layers and "
-          "DS++ 50 layers as recorded in bench/paper_normalvar.py; Flow-RBC hematocrit ST++ 16 "
-          "layers, DS++ 50 layers and the clinical baseline as quoted in the project's issue. "
-          "The paper's official repository (github.com/rajesh-lab/deep_permutation_invariant, "
-          "read offline) holds code and sweep configs but no result tables; its training "
-          "settings (Adam lr 1e-4, batch 64, 50 epochs, 30 for hematocrit, sets of 1,000, 10 "
-          "for MNIST Var) are what `--full` uses. Every other cell of the paper's tables is "
-          "'not available offline' rather than recalled from memory.")
-# (task, architecture, paper depth) -> (test MSE, note)
-PAPER: dict[tuple[str, str, int], tuple[float, str]] = {
-    ("normalvar", "deepsets", 50): (8.02, "= label variance: predicts the mean"),
-    ("normalvar", "deepsets_pp", 50): (0.0320, "± 0.0118"),
-    ("hematocrit", "deepsets_pp", 50): (19.21, "Flow-RBC (real patients)"),
-    ("hematocrit", "set_transformer_pp", 16): (18.73, "Flow-RBC (real patients)"),
-}
-PAPER_CLINICAL_BASELINE = 25.85  # Flow-RBC, the paper's clinical baseline
-# Table 4 depths: Deep Sets in layers (1 or 25 two-layer blocks + embedding), Set Transformer
-# in attention blocks.
-DEPTHS: dict[str, tuple[tuple[int, int], ...]] = {
-    "deepsets": ((3, 1), (50, 25)), "deepsets_pp": ((3, 1), (50, 25)),
-    "set_transformer": ((2, 2), (16, 16)), "set_transformer_pp": ((2, 2), (16, 16)),
-}
 
 
 @dataclass(frozen=True)
@@ -115,11 +93,18 @@ class Sizes:
 
 TINY = Sizes("tiny", 64, 32, 16, 8, 2, 1, 1e-3, 1, ("deepsets_pp",), 120, 60,
              _hct_models("tiny", 1, 1, 8, 2, 0), 1, 1e-3, 60, 64, 1)
-REDUCED = Sizes("reduced", 2000, 500, 64, 16, 2, 15, 1e-3, 1, ("deepsets_pp",), 1500, 300,
-                _hct_models("reduced", 4, 2, 32, 4, 16), 25, 1e-3, 128, 1000, 10)
+# Reduced hematocrit rows: Table 4's shallow and deep depths (DS 3/50 layers, ST 2/16 blocks)
+# at width 32, and Deep Sets at 8 layers (between the two).
+REDUCED = Sizes("reduced", 2000, 500, 64, 16, 2, 15, 1e-3, 1,
+                ("deepsets_pp", "set_transformer_pp"), 1500, 300,
+                tuple(m for m in _hct_models("reduced", 4, 2, 32, 4, 16)
+                      if not m.arch.startswith("set_transformer"))
+                + _hct_models("shallow", 1, 2, 32, 4, 16) + _hct_models("deep", 25, 16, 32, 4, 16),
+                25, 1e-3, 128, 1000, 10)
 FULL = Sizes("full", 10_000, 1_000, 1_000, 128, 4, 50, 1e-4, 3,
              ("deepsets_pp", "set_transformer_pp"), 20_000, 1000,
-             _hct_models("paper", 25, 16, 128, 4, 32) + _hct_models("cpu", 8, 4, 64, 4, 16), 30,
+             _hct_models("shallow", 1, 2, 128, 4, 32) + _hct_models("deep", 25, 16, 128, 4, 32)
+             + _hct_models("cpu", 8, 4, 64, 4, 16), 30,
              1e-4, 1000, 10_000, 50)
 
 
@@ -153,40 +138,37 @@ def _row(task: str, table: str, arch: str, depth: int, variant: str, result: dic
             "paper_mse": paper[0] if paper else None, "paper_note": paper[1] if paper else ""}
 
 
-GRID_DEFAULT = {"norm": "set", "residual": "equivariant", "path": "clean"}
-
-
-def _variant_label(v: dict[str, str]) -> str:
-    return f"norm={v['norm']} residual={v['residual']} path={v['path']}"
-
-
 def _run_set_task(task: str, sizes: Sizes, device: str, data: list[tuple[Any, Any]],
-                  in_features: int, epochs: int, progress: bool) -> list[dict[str, Any]]:
+                  in_features: int, epochs: int, progress: bool,
+                  grid_only: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Table 4 (and, for Normal Var, the Tables 1-3 grid of `sizes.grid`) on one set task.
 
     The grid varies one knob at a time from the ++ default (set norm, equivariant residual,
-    clean path); its default cell is the Table 4 deep row of the same family, run once."""
+    clean path); its default cell is the Table 4 deep row of the same family, run once.
+    `grid_only` runs just those families' grid cells (no Table 4 rows, no default cell): their
+    default cells come from the Table 4 rows when the runs are merged."""
     rows = []
     jobs: list[tuple[str, str, int, str, dict[str, Any]]] = []
     for arch, depths in DEPTHS.items():
-        for depth, blocks in depths:
+        for depth, blocks in depths if not grid_only else ():
             jobs.append(("Table 4", arch, depth, "family default", {"blocks": blocks}))
     if task == "normalvar":
-        for family in sizes.grid:
+        for family in grid_only or sizes.grid:
             depth, blocks = DEPTHS[family][1]
             variants = ([{**GRID_DEFAULT, "norm": n} for n in NORMS if n != "set"]
                         + [{**GRID_DEFAULT, "residual": r} for r in RESIDUALS
                            if r != "equivariant"]
                         + [{**GRID_DEFAULT, "path": "non-clean"}])
-            jobs.append(("Tables 1-3", family, depth, "default", {}))
+            if not grid_only:
+                jobs.append(("Tables 1-3", family, depth, "default", {}))
             for v in variants:
-                jobs.append(("Tables 1-3", family, depth, _variant_label(v),
+                jobs.append(("Tables 1-3", family, depth, variant_label(v),
                              {"blocks": blocks, **v}))
     for table, arch, depth, label, fields in jobs:
         if label == "default":  # the grid's default cell is the Table 4 deep row
             base = next(r for r in rows if r["table"] == "Table 4" and r["arch"] == arch
                         and r["depth"] == depth)
-            rows.append({**base, "table": table, "variant": _variant_label(GRID_DEFAULT)
+            rows.append({**base, "table": table, "variant": variant_label(GRID_DEFAULT)
                          + " (the Table 4 run)"})
             continue
         config = _arch(arch, sizes=sizes, in_features=in_features, **fields)
@@ -204,13 +186,15 @@ def _run_set_task(task: str, sizes: Sizes, device: str, data: list[tuple[Any, An
     return rows
 
 
-def normal_var(sizes: Sizes, device: str, progress: bool) -> list[dict[str, Any]]:
+def normal_var(sizes: Sizes, device: str, progress: bool,
+               grid_only: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     data = []
     for seed in range(sizes.seeds):
         rng = np.random.default_rng(seed)
         data.append((make_sets(sizes.nv_train, sizes.nv_set, rng),
                      make_sets(sizes.nv_test, sizes.nv_set, rng)))
-    return _run_set_task("normalvar", sizes, device, data, 1, sizes.epochs, progress)
+    return _run_set_task("normalvar", sizes, device, data, 1, sizes.epochs, progress,
+                         grid_only)
 
 
 def digit_sets(n_sets: int, images: np.ndarray, digits: np.ndarray, rng: np.random.Generator,
@@ -262,10 +246,20 @@ def _cost(model: torch.nn.Module, cells: int = 1000) -> dict[str, float]:
     return {"mflop": counter.get_total_flops() / 1e6, "cpu_ms": 1000 * float(np.median(times))}
 
 
+def _layers(m: HctModel) -> int:
+    """The depth as the paper counts it: Table 4's figure at its block counts, else 2 layers
+    per Deep Sets block and one per attention block."""
+    if m.arch.startswith("set_transformer"):
+        return m.blocks
+    return next((d for d, b in DEPTHS[m.arch] if b == m.blocks), 2 * m.blocks)
+
+
 def hematocrit(sizes: Sizes, device: str, progress: bool,
-               cohort: Path | None = None) -> dict[str, Any]:
+               cohort: Path | None = None, only: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The four Table 4 models (at `sizes.hct_models` depths/widths) on a synthetic cohort:
-    `cohort` if given, else a fresh one of `sizes.cohort_patients` patients."""
+    `cohort` if given, else a fresh one of `sizes.cohort_patients` patients. `only` (row keys,
+    `arch@size`) trains just those rows; the cohort, baselines and bootstrap draws are the same
+    in every run, so rows of separate runs merge into one paired table."""
     from ingestion.synthetic.cohort import simulate_cohort
     from model.baselines import BaselineSet
     from model.data import load_split
@@ -285,6 +279,8 @@ def hematocrit(sizes: Sizes, device: str, progress: bool,
         preds |= baselines.predict(test.cells)
         for m in sizes.hct_models:
             key = f"{m.arch}@{m.size}"
+            if only and key not in only:
+                continue
             fields: dict[str, Any] = {"blocks": m.blocks}
             if m.arch.startswith("set_transformer"):
                 fields |= {"heads": m.heads, "inducing": m.inducing}
@@ -303,8 +299,7 @@ def hematocrit(sizes: Sizes, device: str, progress: bool,
             preds[key] = predict(model, test.cells)
             best = min(history, key=lambda r: r.val_mse)
             rows.append({"key": key, "arch": m.arch, "model": LABELS[m.arch], "size": m.size,
-                         "blocks": m.blocks, "layers": m.blocks if m.arch.startswith(
-                             "set_transformer") else 2 * m.blocks,
+                         "blocks": m.blocks, "layers": _layers(m),
                          "hidden": m.hidden, "inducing": fields.get("inducing"),
                          "epochs": len(history), "best_epoch": best.epoch,
                          "parameters": sum(p.numel() for p in model.parameters()),
@@ -329,188 +324,9 @@ def hematocrit(sizes: Sizes, device: str, progress: bool,
                                         for k in scores if k not in model_keys}}
 
 
-def _fmt(x: float | None, digits: int = 4) -> str:
-    return "—" if x is None else f"{x:.{digits}f}"
-
-
-def _set_row(report: dict[str, Any], task: str, arch: str, depth: int,
-             variant: str = "family default") -> dict[str, Any] | None:
-    return next((r for r in report["set_tasks"] if r["task"] == task and r["arch"] == arch
-                 and r["depth"] == depth and r["variant"] == variant), None)
-
-
-def _normal_var_findings(report: dict[str, Any], undertrained: str) -> list[str]:
-    out = []
-    ds, dspp = (_set_row(report, "normalvar", a, 50) for a in ("deepsets", "deepsets_pp"))
-    if ds and dspp:
-        ratio = ds["test_mse"] / ds["label_var"]
-        verdict = "agrees" if ratio > 0.8 else "does not agree"
-        out.append(f"Normal Var, Deep Sets at 50 layers: MSE {ds['test_mse']:.3f} = "
-                   f"{ratio:.2f} × the label variance (paper: 8.02, the label variance, i.e. "
-                   f"it predicts the mean): {verdict}.")
-        gap = ds["test_mse"] / max(dspp["test_mse"], 1e-12)
-        verdict = ("agrees in direction" if gap > 3 else "does not agree")
-        side = "above" if dspp["test_mse"] > 0.032 else "at or below"
-        out.append(f"Normal Var, DS++ at 50 layers: MSE {dspp['test_mse']:.4f}, {gap:.0f}× "
-                   f"below plain Deep Sets at the same depth (paper: 0.032 against 8.02, 250×): "
-                   f"{verdict}; the value is {side} the paper's 0.032"
-                   f"{undertrained if side == 'above' else ''}.")
-    st, stpp = (_set_row(report, "normalvar", a, 16) for a in ("set_transformer",
-                                                                "set_transformer_pp"))
-    if st and stpp:
-        ratio = stpp["test_mse"] / max(st["test_mse"], 1e-12)
-        kind = "better" if ratio < 1 else "comparable" if ratio <= 1.5 else "worse"
-        out.append(f"Normal Var at 16 blocks: ST++ {stpp['test_mse']:.4f} against Set "
-                   f"Transformer {st['test_mse']:.4f} ({ratio:.2f}×: {kind}); the paper's claim "
-                   f"(ST++ comparable or better than ST when deep; its figures are not "
-                   f"available offline): {'does not agree' if kind == 'worse' else 'agrees'}"
-                   f"{undertrained if kind == 'worse' else ''}.")
-    for arch, (shallow, deep) in (("deepsets_pp", (3, 50)), ("set_transformer_pp", (2, 16))):
-        a, b = (_set_row(report, "normalvar", arch, d) for d in (shallow, deep))
-        if a and b:
-            ok = b["test_mse"] <= 1.5 * a["test_mse"]
-            out.append(f"Normal Var, {LABELS[arch]} {deep} against {shallow} layers: "
-                       f"{b['test_mse']:.4f} against {a['test_mse']:.4f} (paper: the ++ models "
-                       f"keep their accuracy when deep): {'agrees' if ok else 'does not agree'}"
-                       f"{'' if ok else undertrained}.")
-    for family in report["sizes"]["grid"]:
-        depth = DEPTHS[family][1][0]
-        base = _set_row(report, "normalvar", family, depth)
-        grid = {r["variant"]: r["test_mse"] for r in report["set_tasks"]
-                if r["table"] == "Tables 1-3" and r["arch"] == family}
-        if not base or not grid:
-            continue
-
-        def mse(grid: dict[str, float] = grid, **knob: str) -> float:
-            return grid[_variant_label({**GRID_DEFAULT, **knob})]
-
-        beaten = {k for k in NORMS if k != "set" and mse(norm=k) < base["test_mse"]}
-        out.append(f"Normal Var, {LABELS[family]} {depth} layers, norms (Table 1: set norm "
-                   f"best): set {base['test_mse']:.4f}, "
-                   + ", ".join(f"{k} {mse(norm=k):.4f}" for k in NORMS if k != "set")
-                   + (": agrees." if not beaten else f": does not agree ({', '.join(beaten)} "
-                      f"lower){undertrained}."))
-        beaten = {k for k in RESIDUALS if k != "equivariant"
-                  and mse(residual=k) < base["test_mse"]}
-        out.append(f"Normal Var, {LABELS[family]} {depth} layers, residuals (Table 2: "
-                   f"equivariant best): equivariant {base['test_mse']:.4f}, "
-                   + ", ".join(f"{k} {mse(residual=k):.4f}" for k in RESIDUALS
-                               if k != "equivariant")
-                   + (": agrees." if not beaten else f": does not agree ({', '.join(beaten)} "
-                      f"lower){undertrained}."))
-        nc = mse(path="non-clean")
-        out.append(f"Normal Var, {LABELS[family]} {depth} layers, path (Table 3: clean better "
-                   f"than non-clean): clean {base['test_mse']:.4f}, non-clean {nc:.4f}: "
-                   f"{'agrees' if base['test_mse'] < nc else 'does not agree'}.")
-    return out
-
-
-def _hematocrit_findings(h: dict[str, Any]) -> list[str]:
-    out = []
-    cbc = h["baselines"]["cbc_indices"]["value"]
-    for r in h["rows"]:
-        red = r["mse_reduction_vs_cbc_pct"]
-        beats = red["low"] > 0
-        paper = r["paper_mse_deep"]
-        claim = (f"paper, deep, Flow-RBC: {paper:.2f}, "
-                 f"{100 * (1 - paper / PAPER_CLINICAL_BASELINE):.0f} % below its clinical "
-                 f"baseline" if paper is not None else "no paper figure available offline")
-        verdict = "" if paper is None else (
-            ": agrees in direction" if beats else ": does not agree")
-        out.append(f"Hematocrit, {r['model']} ({r['size']}, {r['layers']} layers): MSE "
-                   f"{r['test_mse']['value']:.2f} against cbc_indices {cbc:.2f}, "
-                   f"{red['value']:.1f} % lower [{red['low']:.1f}, {red['high']:.1f}] ({claim})"
-                   f"{verdict}.")
-    by = {(r["arch"], r["size"]): r for r in h["rows"]}
-    for size in dict.fromkeys(r["size"] for r in h["rows"]):
-        a, b = by.get(("set_transformer_pp", size)), by.get(("deepsets_pp", size))
-        if a and b:
-            ma, mb = a["test_mse"], b["test_mse"]
-            overlap = ma["low"] <= mb["high"] and mb["low"] <= ma["high"]
-            out.append(f"Hematocrit ({size}): ST++ {ma['value']:.2f} against DS++ "
-                       f"{mb['value']:.2f} at {a['cpu_ms'] / max(b['cpu_ms'], 1e-9):.1f}× the "
-                       f"CPU time (paper: ST++ 18.73 below DS++ 19.21, a 2.5 % gap): "
-                       + ("the CIs overlap, so no ordering is shown" if overlap else
-                          "agrees" if ma["value"] < mb["value"] else "does not agree") + ".")
-    out.append("The hematocrit values cannot agree with the paper's in size: the cohort is "
-               "synthetic (its label noise and its baselines' strength are the generator's), "
-               "not Flow-RBC.")
-    return out
-
-
-def findings(report: dict[str, Any]) -> list[str]:
-    """Where the measured rows agree with the paper's figures and claims, and where not."""
-    undertrained = ("" if report["mode"] == "full" else
-                    "; likely because the reduced run trains far shorter and narrower than "
-                    "the paper (see Notes)")
-    out = _normal_var_findings(report, undertrained)
-    if report.get("hematocrit"):
-        out += _hematocrit_findings(report["hematocrit"])
-    return out
-
-
-def to_markdown(report: dict[str, Any]) -> str:
-    lines = [f"# Paper tables: Deep Sets, DS++, Set Transformer, ST++ ({report['mode']} mode)", "",
-             f"Source of the paper's figures: {SOURCE}", ""]
-    for task, title in (("normalvar", "Normal Var"), ("digitvar", "Digit variance (8×8 digits, "
-                                                                  "MNIST Var stand-in)")):
-        rows = [r for r in report["set_tasks"] if r["task"] == task]
-        if not rows:
-            continue
-        lines += [f"## {title}", "",
-                  "| table | model | depth | variant | H | test MSE | MSE / label var | epochs "
-                  "(steps) | wall (s) | paper MSE (paper size) |",
-                  "|---|---|---:|---|---:|---:|---:|---:|---:|---|"]
-        for r in rows:
-            sd = f" ± {r['test_mse_sd']:.4f}" if r["test_mse_sd"] is not None else ""
-            paper = (f"{r['paper_mse']:g} {r['paper_note']}".strip() if r["paper_mse"] is not None
-                     else "not available offline")
-            lines.append(f"| {r['table']} | {r['model']} | {r['depth']} | {r['variant']} | "
-                         f"{r['hidden']} | {r['test_mse']:.4f}{sd} | "
-                         f"{r['test_mse'] / r['label_var']:.3f} | {r['epochs']:g} "
-                         f"({r['steps']}) | {r['wall_s']:.0f} | {paper} |")
-        lines += ["", f"Label variance of the test sets (the MSE of predicting the mean): "
-                  f"{rows[0]['label_var']:.3f}.", ""]
-    h = report.get("hematocrit")
-    if h:
-        lines += ["## Synthetic hematocrit cohort", "",
-                  f"{h['patients']:,} simulated patients × {h['cells']} cells, {h['n_test']} "
-                  f"test patients; {h['epochs']} epochs each (Adam lr {h['lr']:g}, batch 64, "
-                  f"{h['set_size']} random cells per set per epoch; the best validation epoch "
-                  "is kept); MSE with paired bootstrap 95 % CIs (1,000 resamples); cost per "
-                  "prediction on 1,000 cells, CPU, 1 thread, batch 1 (matmul FLOPs counted by "
-                  "torch's FlopCounterMode).", "",
-                  "| model | size | layers | H | test MSE [95 % CI] | MSE reduction vs "
-                  "cbc_indices (%) | MFLOP | CPU ms | paper MSE (deep, Flow-RBC) |",
-                  "|---|---|---:|---:|---|---|---:|---:|---|"]
-        for r in h["rows"]:
-            m, red = r["test_mse"], r["mse_reduction_vs_cbc_pct"]
-            paper = (f"{r['paper_mse_deep']:.2f}" if r["paper_mse_deep"] is not None
-                     else "not available offline")
-            lines.append(f"| {r['model']} | {r['size']} | {r['layers']} | {r['hidden']} | "
-                         f"{m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}] | "
-                         f"{red['value']:.1f} [{red['low']:.1f}, {red['high']:.1f}] | "
-                         f"{r['mflop']:.1f} | {r['cpu_ms']:.1f} | {paper} |")
-        for name, m in h["baselines"].items():
-            paper = f"{PAPER_CLINICAL_BASELINE} (the paper's clinical baseline)" \
-                if name == "cbc_indices" else ""
-            lines.append(f"| `{name}` | | | | {m['value']:.2f} [{m['low']:.2f}, "
-                         f"{m['high']:.2f}] | | | | {paper} |")
-        lines.append("")
-    lines += ["## Agreement with the paper", "",
-              "Generated from the measured rows above; each line says whether the reproduction "
-              "agrees with the paper's figure or claim and, where it does not, the likely "
-              "reason.", "", *[f"- {f}" for f in findings(report)], ""]
-    runs = report.get("runs_wall_s", [report["total_wall_s"]])
-    lines += ["## Notes", "", *[f"- {n}" for n in report["notes"]],
-              f"- Wall time {report['total_wall_s'] / 60:.0f} min in {len(runs)} run(s) "
-              f"({', '.join(f'{w / 60:.0f} min' for w in runs)}) on {report['device']} "
-              f"({report['machine'].get('cpu_count')} cores, shared).", ""]
-    return "\n".join(lines)
-
-
 def run(sizes: Sizes, device: str, tasks: list[str], progress: bool = True,
-        cohort: Path | None = None) -> dict[str, Any]:
+        cohort: Path | None = None, grid_only: tuple[str, ...] = (),
+        hct_only: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Every task in `tasks`; on CPU torch runs on 1 thread (restored afterwards): on a shared
     2-core machine one thread is faster per step than two waiting on each other."""
     start = time.perf_counter()
@@ -521,12 +337,12 @@ def run(sizes: Sizes, device: str, tasks: list[str], progress: bool = True,
         torch.set_num_threads(1)
     try:
         if "normalvar" in tasks:
-            set_rows += normal_var(sizes, device, progress)
+            set_rows += normal_var(sizes, device, progress, grid_only)
         if "digitvar" in tasks:
             set_rows += digit_variance(sizes, device, progress)
         report["set_tasks"] = set_rows
         if "hematocrit" in tasks:
-            report["hematocrit"] = hematocrit(sizes, device, progress, cohort)
+            report["hematocrit"] = hematocrit(sizes, device, progress, cohort, hct_only)
     finally:
         torch.set_num_threads(previous_threads)
     report["total_wall_s"] = round(time.perf_counter() - start, 1)
@@ -561,21 +377,51 @@ def notes(sizes: Sizes) -> list[str]:
     ]
 
 
+def _set_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return row["task"], row["table"], row["arch"], row["depth"], row["variant"]
+
+
+def _with_grid_defaults(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in table order (task, Table 4 before the grid, families in DEPTHS order), each grid
+    given its default cell: a copy of its family's Table 4 deep row."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    default = variant_label(GRID_DEFAULT) + " (the Table 4 run)"
+    for family in dict.fromkeys(r["arch"] for r in rows if r["table"] == "Tables 1-3"):
+        task = next(r["task"] for r in rows if r["table"] == "Tables 1-3" and r["arch"] == family)
+        depth = DEPTHS[family][1][0]
+        base = next((r for r in rows if (r["task"], r["table"], r["arch"], r["depth"])
+                     == (task, "Table 4", family, depth)), None)
+        if base and not any(r["table"] == "Tables 1-3" and r["arch"] == family
+                            and r["variant"] == default for r in rows):
+            rows.append({**base, "table": "Tables 1-3", "variant": default})
+    archs = list(DEPTHS)
+    return sorted(rows, key=lambda r: (tasks.index(r["task"]), r["table"] != "Table 4",
+                                       archs.index(r["arch"]), r["depth"] if r["table"] ==
+                                       "Table 4" else 0, r["variant"] != default))
+
+
 def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """One report from runs of the same mode over different tasks; each run's wall time is
     kept, the total is their sum."""
     if len({r["mode"] for r in reports}) != 1:
         raise SystemExit("--merge: the reports are of different modes")
+    mode = {"tiny": TINY, "reduced": REDUCED, "full": FULL}[reports[0]["mode"]]
     merged = dict(reports[0])
-    merged["set_tasks"] = list(reports[0]["set_tasks"])
-    for later in reports[1:]:
-        tasks = {r["task"] for r in later["set_tasks"]}
-        merged["set_tasks"] = [r for r in merged["set_tasks"] if r["task"] not in tasks]
-        merged["set_tasks"] += later["set_tasks"]
-        if later.get("hematocrit"):
-            merged["hematocrit"] = later["hematocrit"]
-    merged["runs_wall_s"] = [r["total_wall_s"] for r in reports]
-    mode = {"tiny": TINY, "reduced": REDUCED, "full": FULL}[merged["mode"]]
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    hct: dict[str, dict[str, Any]] = {}
+    for report in reports:  # a later run's row replaces an earlier run's row of the same key
+        rows |= {_set_key(r): r for r in report["set_tasks"]}
+        if report.get("hematocrit"):
+            merged["hematocrit"] = {**merged.get("hematocrit", {}), **report["hematocrit"]}
+            hct |= {r["key"]: r for r in report["hematocrit"]["rows"]}
+    merged["set_tasks"] = _with_grid_defaults(list(rows.values()))
+    if hct:
+        order = [f"{m.arch}@{m.size}" for m in mode.hct_models]
+        merged["hematocrit"]["rows"] = sorted(
+            hct.values(), key=lambda r: order.index(r["key"]) if r["key"] in order else 99)
+    merged["sizes"] = asdict(mode)
+    merged["runs_wall_s"] = [w for r in reports for w in r.get("runs_wall_s",
+                                                               [r["total_wall_s"]])]
     merged["notes"] = notes(mode)  # this code's wording for the mode's sizes
     merged["total_wall_s"] = round(sum(merged["runs_wall_s"]), 1)
     return merged
@@ -594,12 +440,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--merge", type=Path, nargs="+", default=None,
                    help="run nothing: combine reports of runs with different --tasks (a later "
                         "file's tasks replace an earlier's) and write the pair again")
+    p.add_argument("--grid-only", default="",
+                   help="Normal Var: run only these families' Tables 1-3 cells (comma list, e.g. "
+                        "set_transformer_pp); merge with a run that has the Table 4 rows")
+    p.add_argument("--hct-only", default="",
+                   help="hematocrit: train only these rows (comma list of arch@size, e.g. "
+                        "deepsets_pp@deep); merge with the run that has the others")
     args = p.parse_args(argv)
     sizes = FULL if args.full else TINY if args.tiny else REDUCED
     if args.merge:
         report = merge_reports([json.loads(path.read_text()) for path in args.merge])
     else:
-        report = run(sizes, args.device, args.tasks.split(","), cohort=args.cohort)
+        grid_only = tuple(f for f in args.grid_only.split(",") if f)
+        unknown = set(grid_only) - set(DEPTHS)
+        if unknown:
+            p.error(f"--grid-only: unknown families {sorted(unknown)}; choose from {list(DEPTHS)}")
+        hct_only = frozenset(k for k in args.hct_only.split(",") if k)
+        keys = {f"{m.arch}@{m.size}" for m in sizes.hct_models}
+        if hct_only - keys:
+            p.error(f"--hct-only: unknown rows {sorted(hct_only - keys)}; choose from "
+                    f"{sorted(keys)}")
+        report = run(sizes, args.device, args.tasks.split(","), cohort=args.cohort,
+                     grid_only=grid_only, hct_only=hct_only)
     stem = "paper_tables" if report["mode"] == "reduced" else f"paper_tables_{report['mode']}"
     json_path, md_path = write_results(args.out, stem, report, to_markdown(report))
     print(to_markdown(report))
