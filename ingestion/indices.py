@@ -56,8 +56,12 @@ class RedCellIndices:
 def red_cell_indices(cells: CellSet) -> RedCellIndices:
     """Indices of one validated sample (same code path as the cohort-wide table)."""
     x = cells.cells()[None]  # [1, N, 2]
-    table = indices_table(x, np.array([cells.n_cells]))
-    return RedCellIndices(n_cells=cells.n_cells, **{k: float(v[0]) for k, v in table.items()})
+    return indices_row(indices_table(x, np.array([cells.n_cells])), 0, cells.n_cells)
+
+
+def indices_row(table: dict[str, np.ndarray], i: int, n_cells: int) -> RedCellIndices:
+    """Row `i` of an `indices_table`, for a sample of `n_cells` cells."""
+    return RedCellIndices(n_cells=n_cells, **{k: float(v[i]) for k, v in table.items()})
 
 
 def red_cell_indices_many(cellsets: Sequence[CellSet],
@@ -71,8 +75,7 @@ def red_cell_indices_many(cellsets: Sequence[CellSet],
         x, n = pad_sets([cellsets[i].cells() for i in index])  # [b, S, 2], [b]
         table = indices_table(x, n)
         for j, i in enumerate(index):
-            out[i] = RedCellIndices(n_cells=int(n[j]),
-                                    **{k: float(v[j]) for k, v in table.items()})
+            out[i] = indices_row(table, j, int(n[j]))
     return [r for r in out if r is not None]
 
 

@@ -78,11 +78,17 @@ def set_features(x: Any, lengths: np.ndarray | None = None,
     for start in range(0, n, chunk):
         block = np.asarray(x[start : start + chunk])  # [c, S, 2]
         ln = lengths[start : start + chunk]
-        table = indices_table(block, ln)
-        cbc[start : start + chunk] = np.stack([table[k] for k in CBC_FEATURES], axis=1)
-        moments = moments_table(block, ln)
-        mom[start : start + chunk] = np.stack([moments[k] for k in MOMENT_FEATURES], axis=1)
+        part = features_from_tables(indices_table(block, ln), moments_table(block, ln))
+        cbc[start : start + chunk], mom[start : start + chunk] = part.cbc, part.moments
     return SetFeatures(cbc=cbc, moments=mom)
+
+
+def features_from_tables(indices: dict[str, np.ndarray],
+                         moments: dict[str, np.ndarray]) -> SetFeatures:
+    """The baselines' features from an `indices_table` and a `moments_table` of one batch
+    (a caller that needs the indices anyway computes them once)."""
+    return SetFeatures(cbc=np.stack([indices[k] for k in CBC_FEATURES], axis=1),
+                       moments=np.stack([moments[k] for k in MOMENT_FEATURES], axis=1))
 
 
 @dataclass(frozen=True)

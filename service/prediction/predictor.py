@@ -20,8 +20,9 @@ import numpy as np
 
 from ingestion.batching import bucket_by_length, pad_sets, subsample
 from ingestion.cells import CellSet
-from ingestion.indices import red_cell_indices_many
-from model.baselines import BASELINE_NAMES, BaselineSet
+from ingestion.indices import RedCellIndices, indices_row, indices_table, red_cell_indices_many
+from ingestion.moments import moments_table
+from model.baselines import BASELINE_NAMES, BaselineSet, features_from_tables
 from model.conformal import interval
 from model.quality import assess
 from service.prediction.packing import length_groups
@@ -117,8 +118,10 @@ class Predictor:
         created_at = created_at or datetime.now(UTC)
         rbc = np.array([np.nan if cs.lab.rbc_count_e12_per_l is None
                         else cs.lab.rbc_count_e12_per_l for cs in cellsets])
-        base = self.baselines.predict(batch.cells, batch.lengths, rbc=rbc)  # name -> [B]
-        all_indices = red_cell_indices_many(cellsets)  # on every cell, not only those selected
+        table = indices_table(batch.cells, batch.lengths)  # name -> [B]: the cells the model saw
+        features = features_from_tables(table, moments_table(batch.cells, batch.lengths))
+        base = self.baselines.predict_features(features, rbc=rbc)  # name -> [B]
+        all_indices = _indices_on_every_cell(cellsets, batch.lengths, table)
         trust = self._trust(cellsets, batch.values)
         bundle = self.model.bundle
         out = []
@@ -151,6 +154,19 @@ class Predictor:
                 row.update(quality_status=v["status"], quality_score=float(v["score"]),
                            quality_reasons=list(v["reasons"]))
         return out
+
+
+def _indices_on_every_cell(cellsets: Sequence[CellSet], lengths: np.ndarray,
+                           table: dict[str, np.ndarray]) -> list[RedCellIndices]:
+    """Indices on all of each sample's cells: the model batch's own table where the model saw
+    every cell (no subsample), computed afresh only for the samples that were subsampled."""
+    out: list[RedCellIndices | None] = [
+        indices_row(table, i, cs.n_cells) if int(lengths[i]) == cs.n_cells else None
+        for i, cs in enumerate(cellsets)]
+    todo = [i for i, r in enumerate(out) if r is None]
+    for i, r in zip(todo, red_cell_indices_many([cellsets[i] for i in todo]), strict=True):
+        out[i] = r
+    return [r for r in out if r is not None]
 
 
 def _finite(value: float) -> float | None:

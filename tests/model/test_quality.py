@@ -11,7 +11,16 @@ import pytest
 
 from ingestion.synthetic.cohort import generate_patients
 from ingestion.synthetic.faults import SAMPLE_FAULTS, faulty_samples
-from model.quality import OK, WARN, WITHHELD, assess, features_many, fit_quality
+from model.quality import (
+    FEATURE_NAMES,
+    OK,
+    WARN,
+    WITHHELD,
+    assess,
+    features_many,
+    fit_quality,
+    sample_features,
+)
 
 BUNDLE = Path(__file__).resolve().parents[2] / "models" / "default"
 UNSEEN_SEED = 9102
@@ -67,3 +76,36 @@ def test_thresholds_follow_the_requested_quantiles() -> None:
     card = fit_quality(feats[:300], feats[300:], cells_per_set=500, warn_quantile=0.9)
     status = [v["status"] for v in assess(good[300:], card)]
     assert np.mean([s != OK for s in status]) == pytest.approx(0.1, abs=0.01)
+
+
+def _features_by_numpy(cells: np.ndarray) -> np.ndarray:
+    """The features by their definitions, one numpy call each (the fast path sorts once)."""
+    v = np.maximum(cells[:, 0].astype(np.float64), 1e-6)
+    h = np.maximum(cells[:, 1].astype(np.float64), 1e-6)
+    chc = 100.0 * h / v
+    lv, lh, lc = np.log(v), np.log(h), np.log(chc)
+
+    def spread(x: np.ndarray) -> float:
+        return 100.0 * float(np.subtract(*np.percentile(x, [75, 25]))) / 1.349
+
+    mid = (v >= np.percentile(v, 25)) & (v <= np.percentile(v, 75))
+    corr = float(np.corrcoef(lv, lh)[0, 1]) if lv.std() > 0 and lh.std() > 0 else 0.0
+    return np.array([np.median(v), np.median(h), np.median(chc), spread(lv), spread(lh),
+                     spread(lc), spread(lc[mid]) if mid.sum() >= 4 else spread(lc), corr,
+                     np.mean(v < 35.0), np.mean(v > 160.0), np.mean(chc < 20.0)])
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 7, 300, 1000, 1001])
+def test_sample_features_equal_their_numpy_definitions(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for case in range(12):
+        volume = rng.lognormal(4.5, 0.35, n)
+        if case % 3 == 0:
+            volume = np.round(volume)  # ties at the quantiles
+        if case == 4:
+            volume[:] = 90.0  # constant channel: correlation 0
+        hemoglobin = volume * rng.normal(0.33, 0.05, n).clip(0.05)
+        cells = np.stack([volume, hemoglobin], axis=1).astype(np.float32)  # [n, 2]
+        got, want = sample_features(cells), _features_by_numpy(cells)
+        assert got.shape == (len(FEATURE_NAMES),)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
