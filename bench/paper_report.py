@@ -98,7 +98,7 @@ def _hematocrit_findings(h: dict[str, Any]) -> list[str]:
     for r in h["rows"]:
         red = r["mse_reduction_vs_cbc_pct"]
         beats = red["low"] > 0
-        paper = r["paper_mse_deep"]
+        paper = r["paper_mse_deep"] if _at_paper_depth(r) else None
         claim = (f"paper, deep, Flow-RBC: {paper:.2f}, "
                  f"{100 * (1 - paper / PAPER_CLINICAL_BASELINE):.0f} % below its clinical "
                  f"baseline" if paper is not None else "no paper figure available offline")
@@ -109,6 +109,27 @@ def _hematocrit_findings(h: dict[str, Any]) -> list[str]:
                    f"{red['value']:.1f} % lower [{red['low']:.1f}, {red['high']:.1f}] ({claim})"
                    f"{verdict}.")
     by = {(r["arch"], r["size"]): r for r in h["rows"]}
+    for arch, label in (("deepsets", "Deep Sets"), ("deepsets_pp", "Deep Sets++"),
+                        ("set_transformer", "Set Transformer"),
+                        ("set_transformer_pp", "Set Transformer++")):
+        shallow, deep = by.get((arch, "shallow")), by.get((arch, "deep"))
+        if not (shallow and deep):
+            continue
+        ms, md = shallow["test_mse"], deep["test_mse"]
+        overlap = ms["low"] <= md["high"] and md["low"] <= ms["high"]
+        trend = ("the CIs overlap" if overlap else "deep better" if md["value"] < ms["value"]
+                 else "deep worse")
+        if arch.endswith("_pp"):
+            claim, ok = "the ++ models keep or gain accuracy when deep", trend != "deep worse"
+        elif arch == "deepsets":
+            claim, ok = "plain Deep Sets degrades when deep", trend == "deep worse"
+        else:
+            claim, ok = "no figure or claim available offline", None
+        verdict = "" if ok is None else (": agrees" if ok else ": does not agree")
+        out.append(f"Hematocrit, {label} {deep['layers']} against {shallow['layers']} layers: "
+                   f"{md['value']:.2f} [{md['low']:.2f}, {md['high']:.2f}] against "
+                   f"{ms['value']:.2f} [{ms['low']:.2f}, {ms['high']:.2f}], {trend} (paper: "
+                   f"{claim}){verdict}.")
     for size in dict.fromkeys(r["size"] for r in h["rows"]):
         a, b = by.get(("set_transformer_pp", size)), by.get(("deepsets_pp", size))
         if a and b:
@@ -123,6 +144,11 @@ def _hematocrit_findings(h: dict[str, Any]) -> list[str]:
                "synthetic (its label noise and its baselines' strength are the generator's), "
                "not Flow-RBC.")
     return out
+
+
+def _at_paper_depth(row: dict[str, Any]) -> bool:
+    """Whether a hematocrit row is at the depth the paper's Flow-RBC figure was measured at."""
+    return row["layers"] == DEPTHS[row["arch"]][1][0]
 
 
 def findings(report: dict[str, Any]) -> list[str]:
@@ -172,8 +198,9 @@ def to_markdown(report: dict[str, Any]) -> str:
                   "|---|---|---:|---:|---|---|---:|---:|---|"]
         for r in h["rows"]:
             m, red = r["test_mse"], r["mse_reduction_vs_cbc_pct"]
-            paper = (f"{r['paper_mse_deep']:.2f}" if r["paper_mse_deep"] is not None
-                     else "not available offline")
+            paper = ("not available offline" if r["paper_mse_deep"] is None
+                     else f"{r['paper_mse_deep']:.2f}" if _at_paper_depth(r)
+                     else f"— ({r['paper_mse_deep']:.2f} at {DEPTHS[r['arch']][1][0]} layers)")
             lines.append(f"| {r['model']} | {r['size']} | {r['layers']} | {r['hidden']} | "
                          f"{m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}] | "
                          f"{red['value']:.1f} [{red['low']:.1f}, {red['high']:.1f}] | "

@@ -374,6 +374,12 @@ def notes(sizes: Sizes) -> list[str]:
         "Set Transformer rows use full self-attention (SAB) below the full mode and ISAB with 32 "
         "inducing points in it, as the paper's code does; hematocrit ST rows use ISAB ("
         + ", ".join(hct_st) + ").",
+        "Hematocrit sizes: " + "; ".join(
+            f"{size}: " + ", ".join(f"{LABELS[m.arch]} {_layers(m)} layers H {m.hidden}"
+                                    for m in sizes.hct_models if m.size == size)
+            for size in dict.fromkeys(m.size for m in sizes.hct_models))
+        + ". `shallow` and `deep` are Table 4's depths; the paper's Flow-RBC figures are for "
+        "its deep models (DS++ 50 layers, ST++ 16), shown beside the rows at those depths.",
     ]
 
 

@@ -53,3 +53,27 @@ def test_digit_sets_label_is_the_variance_of_the_digits_shown():
     assert data.cells.shape == (50, 7, 64)
     shown = data.cells.argmax(axis=-1)  # [50, 7]: which digit each image is
     np.testing.assert_allclose(data.targets, shown.var(axis=1))
+
+
+def _set_row(arch: str, depth: int, table: str = "Table 4", variant: str = "family default",
+             mse: float = 1.0) -> dict:
+    return {"task": "normalvar", "table": table, "model": arch, "arch": arch, "depth": depth,
+            "variant": variant, "test_mse": mse}
+
+
+def test_merged_runs_keep_every_row_and_give_each_grid_its_default_cell():
+    grid_cell = "norm=none residual=equivariant path=clean"
+    first = {"mode": "tiny", "total_wall_s": 10.0, "set_tasks": [
+        _set_row("deepsets_pp", 50, mse=0.5), _set_row("set_transformer_pp", 16, mse=0.7)],
+        "hematocrit": {"rows": [{"key": "deepsets@tiny"}], "baselines": {}}}
+    later = {"mode": "tiny", "total_wall_s": 5.0, "set_tasks": [
+        _set_row("set_transformer_pp", 16, "Tables 1-3", grid_cell, mse=0.9)],
+        "hematocrit": {"rows": [{"key": "set_transformer_pp@tiny"}], "baselines": {}}}
+    merged = paper_tables.merge_reports([first, later])
+    grid = [r for r in merged["set_tasks"] if r["table"] == "Tables 1-3"]
+    assert [r["variant"] for r in grid] == [
+        "norm=set residual=equivariant path=clean (the Table 4 run)", grid_cell]
+    assert grid[0]["test_mse"] == 0.7  # the default cell is the Table 4 row, not retrained
+    assert [r["key"] for r in merged["hematocrit"]["rows"]] == [
+        "deepsets@tiny", "set_transformer_pp@tiny"]
+    assert merged["total_wall_s"] == 15.0
