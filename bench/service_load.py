@@ -1,14 +1,20 @@
-"""Service load benchmark: N concurrent clients against a real uvicorn process on loopback.
+"""Service load benchmark: N concurrent clients against a real uvicorn server on loopback.
 
-Reports p50/p95/p99 latency and throughput with and without micro-batching, and throughput as
-a share of the offline onnxruntime batch throughput measured in the same run (the ceiling the
-service can approach: the same model, no HTTP, no JSON, no database).
+Modes: `single` (one JSON sample per `POST /v1/predictions`), `bulk-json` and `bulk-arrow`
+(`--bulk` samples per `POST /v1/predictions/bulk`, as JSON or as an Arrow IPC stream). Each row
+gives samples/s; the share of offline (samples/s over HTTP ÷ the bare onnxruntime session's
+patients/s at the same provider, precision and batch 32 × 1,000 cells, measured in the same run:
+on a GPU host, the share of the GPU used over HTTP); the server's CPU per sample (the uvicorn
+parent and all its worker processes) and the non-model part of it (minus the offline session's
+CPU per patient); latency per request; the mean model batch over all workers; statuses.
 
 A shared machine drifts by 10-20 % between minutes, so every server run is paired with an
 offline measurement taken just before it, configurations are interleaved in `--repeats`
 rounds, and the table gives per-configuration medians of those paired ratios.
 
-    python -m bench.service_load [--bundle models/default] [--seconds 20] [--repeats 3]
+    python -m bench.service_load [--seconds 20] [--repeats 3]    # the single-request table
+    python -m bench.service_load --modes single bulk-arrow --clients 16 64 --bulk 64
+        [--workers 1 4] [--provider cpu|cuda] [--precision auto|fp32|int8] [--name NAME]
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,35 +39,67 @@ import httpx
 import numpy as np
 
 from bench.results_io import write_results
+from service.api.arrow_codec import ARROW_STREAM, samples_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 CELLS = 1000
+OFFLINE_BATCH = 32  # the service's default HCT_MAX_BATCH_SIZE
+MODES = ("single", "bulk-json", "bulk-arrow")
 
 
-def request_bodies(n: int, seed: int = 0) -> list[bytes]:
-    """Distinct realistic samples, JSON-encoded once (client CPU must not be the bottleneck)."""
+def samples(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Distinct realistic prediction bodies (`volume_fl`/`hemoglobin_pg` form)."""
     rng = np.random.default_rng(seed)
-    bodies = []
+    out = []
     for i in range(n):
         mcv = rng.normal(90, 6)
         volume = rng.normal(mcv, mcv * 0.13, CELLS).clip(30, 250)
         hemoglobin = (volume * rng.normal(0.33, 0.015, CELLS)).clip(1, 95)
-        bodies.append(json.dumps({
-            "patient_id": f"LOAD-{i}", "sample_id": f"LOAD-{i}",
-            "volume_fl": np.round(volume, 2).tolist(),
-            "hemoglobin_pg": np.round(hemoglobin, 2).tolist()}).encode())
-    return bodies
+        out.append({"patient_id": f"LOAD-{i}", "sample_id": f"LOAD-{i}",
+                    "volume_fl": np.round(volume, 2).tolist(),
+                    "hemoglobin_pg": np.round(hemoglobin, 2).tolist()})
+    return out
 
 
-def offline_throughput(bundle: Path, batch: int = 32, seconds: float = 8.0,
-                       provider: str = "cpu") -> dict[str, float]:
+def request_bodies(n: int, seed: int = 0) -> list[bytes]:
+    """`n` single-request JSON bodies, encoded once (client CPU must not be the bottleneck)."""
+    return [json.dumps(s).encode() for s in samples(n, seed)]
+
+
+def _http_request(body: bytes, path: str = "/v1/predictions",
+                  content_type: str = "application/json", accept: str = "") -> bytes:
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+            + (f"Accept: {accept}\r\n" if accept else "")
+            + f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+def requests_for(mode: str, per_request: int) -> list[bytes]:
+    """Pre-encoded HTTP/1.1 requests of `mode`, 256 distinct samples (at least 8 requests)."""
+    if mode == "single":
+        return [_http_request(b) for b in request_bodies(256)]
+    count = max(8, 256 // per_request)
+    pool = samples(count * per_request)
+    chunks = [pool[k * per_request:(k + 1) * per_request] for k in range(count)]
+    if mode == "bulk-json":
+        return [_http_request(json.dumps({"samples": c}).encode(), "/v1/predictions/bulk")
+                for c in chunks]
+    if mode == "bulk-arrow":
+        return [_http_request(samples_stream(c), "/v1/predictions/bulk", ARROW_STREAM,
+                              ARROW_STREAM) for c in chunks]
+    raise ValueError(f"mode {mode!r}: expected one of {MODES}")
+
+
+def offline_throughput(bundle: Path, batch: int = OFFLINE_BATCH, seconds: float = 8.0,
+                       provider: str = "cpu", precision: str = "auto") -> dict[str, Any]:
     """Patients/s of the bare onnxruntime session at `batch` × 1,000 cells (service settings),
     and the CPU it spends per patient (all threads).
     """
     from service.runtime.bundle import load_bundle
     from service.runtime.onnx_model import OnnxModel
 
-    model = OnnxModel(load_bundle(bundle), provider)  # type: ignore[arg-type]
+    model = OnnxModel(load_bundle(bundle), provider,  # type: ignore[arg-type]
+                      precision=precision)
     rng = np.random.default_rng(1)
     volume = rng.normal(90, 12, (batch, CELLS)).clip(30, 250)
     cells = np.stack([volume, volume * 0.33], axis=-1).astype(np.float32)  # [B, S, 2]
@@ -72,7 +110,8 @@ def offline_throughput(bundle: Path, batch: int = 32, seconds: float = 8.0,
         model.predict(cells, lengths)
         done += batch
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
-    return {"patients_per_s": done / wall, "cpu_ms_per_patient": 1000 * cpu / done}
+    return {"patients_per_s": done / wall, "cpu_ms_per_patient": 1000 * cpu / done,
+            "precision": model.precision, "io_binding": model.io_binding}
 
 
 def _free_port() -> int:
@@ -90,6 +129,9 @@ class ServerConfig:
     max_batch_size: int = 32  # 1 = micro-batching off
     model_workers: int = 0  # 0 = the service's auto rule
     intra_op_threads: int = 0
+    mode: str = "single"
+    samples_per_request: int = 1  # > 1: bulk modes only
+    workers: int = 1  # uvicorn processes, each with its own session (`hct serve --workers`)
 
     @property
     def micro_batching(self) -> bool:
@@ -105,36 +147,57 @@ CONFIGS = (
 )
 
 
+def grid(modes: Sequence[str], clients: Sequence[int], workers: Sequence[int],
+         bulk: int) -> list[ServerConfig]:
+    """Default server settings for every mode × processes × clients."""
+    return [ServerConfig("default settings", c, mode=mode, workers=w,
+                         samples_per_request=1 if mode == "single" else bulk)
+            for mode in modes for w in workers for c in clients]
+
+
 def start_server(bundle: Path, db: Path, config: ServerConfig, *, port: int,
-                 provider: str = "cpu") -> subprocess.Popen:
+                 provider: str = "cpu", precision: str = "auto",
+                 metrics_dir: Path | None = None) -> subprocess.Popen:
+    """uvicorn with `config.workers` processes (HCT_WORKERS set as `hct serve --workers` sets
+    it), ready once every process has run its start-up inference (with `metrics_dir`)."""
+    queue = max(4096, 2 * config.clients * config.samples_per_request)
     env = {**os.environ, "HCT_MODEL_DIR": str(bundle), "HCT_DATABASE_URL": f"sqlite:///{db}",
            "HCT_RUN_JOBS": "false", "HCT_EXECUTION_PROVIDER": provider, "HCT_LOG_LEVEL": "warning",
-           "HCT_MAX_QUEUE_SIZE": "4096",
+           "HCT_MODEL_PRECISION": precision, "HCT_WORKERS": str(config.workers),
+           "HCT_MAX_QUEUE_SIZE": str(queue),
+           "HCT_MAX_BULK_SAMPLES": str(max(256, config.samples_per_request)),
            "HCT_MAX_BATCH_SIZE": str(config.max_batch_size),
            "HCT_MAX_QUEUE_DELAY_MS": "5" if config.micro_batching else "0",
            "HCT_MODEL_WORKERS": str(config.model_workers),
            "HCT_INTRA_OP_THREADS": str(config.intra_op_threads)}
+    if metrics_dir is not None:  # prometheus-client's multiprocess files: every worker's counts
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    if config.workers > 1:  # as `hct serve --workers` does: one migration before the workers
+        from service.db.engine import make_engine
+        from service.db.migrate import upgrade
+
+        engine = make_engine(f"sqlite:///{db}")
+        upgrade(engine)
+        engine.dispose()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "service.api.app:create_app", "--factory", "--host",
-         "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+         "127.0.0.1", "--port", str(port), "--workers", str(config.workers),
+         "--log-level", "warning", "--no-access-log"],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 60 + 30 * config.workers
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            if (httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+                    and (metrics_dir is None
+                         or len(_metric_pids(metrics_dir)) >= config.workers)):
                 return proc
         except httpx.HTTPError:
-            time.sleep(0.2)
+            pass
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("server did not become ready in 60 s")
-
-
-def _http_request(body: bytes) -> bytes:
-    head = (f"POST /v1/predictions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
-    return head.encode() + body
+    raise RuntimeError("server did not become ready in time")
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -147,7 +210,8 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return int(lines[0].split()[1])
 
 
-async def _load(port: int, bodies: list[bytes], clients: int, seconds: float) -> dict[str, Any]:
+async def _load(port: int, requests: list[bytes], clients: int,
+                seconds: float) -> dict[str, Any]:
     """`clients` keep-alive connections, each sending its next request as soon as the last is
     answered (closed loop, like Triton's perf_analyzer concurrency mode).
 
@@ -158,7 +222,6 @@ async def _load(port: int, bodies: list[bytes], clients: int, seconds: float) ->
     """
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    requests = [_http_request(b) for b in bodies]
     stop = time.perf_counter() + seconds
 
     async def worker(k: int) -> None:
@@ -180,8 +243,8 @@ async def _load(port: int, bodies: list[bytes], clients: int, seconds: float) ->
     elapsed, client_cpu = time.perf_counter() - start, time.process_time() - cpu0
     ms = sorted(1000 * x for x in latencies)
     pick = (lambda q: ms[min(len(ms) - 1, int(q * len(ms)))])  # noqa: E731
-    return {"requests": len(ms), "seconds": elapsed, "throughput": len(ms) / elapsed,
-            "p50_ms": statistics.median(ms), "p95_ms": pick(0.95), "p99_ms": pick(0.99),
+    return {"requests": len(ms), "seconds": elapsed, "p50_ms": statistics.median(ms),
+            "p95_ms": pick(0.95), "p99_ms": pick(0.99),
             "client_cpu_ms_per_request": 1000 * client_cpu / max(1, len(ms)),
             "statuses": statuses}
 
@@ -192,111 +255,174 @@ def _process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _batch_histogram(port: int) -> tuple[float, float]:
-    """(sum, count) of the service's own samples-per-model-call histogram."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+def _descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (uvicorn's workers), from the parent ids in /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while we looked
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, k = [pid], 0
+    while k < len(found):
+        found += parents.get(found[k], [])
+        k += 1
+    return found
+
+
+def _server_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the server: the uvicorn parent and all its worker processes."""
+    total = 0.0
+    for p in _descendants(pid):
+        try:
+            total += _process_cpu_seconds(p)
+        except OSError:
+            pass
+    return total
+
+
+def _metric_pids(metrics_dir: Path) -> set[str]:
+    """Server processes that have observed a histogram (the start-up inference does)."""
+    return {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("histogram_*.db")}
+
+
+def _batch_histogram(metrics_dir: Path) -> tuple[float, float]:
+    """(sum, count) of the samples-per-model-call histogram over all server processes."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))
     total = count = 0.0
-    for line in text.splitlines():
-        if line.startswith("hct_batch_size_sum"):
-            total = float(line.split()[-1])
-        elif line.startswith("hct_batch_size_count"):
-            count = float(line.split()[-1])
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == "hct_batch_size_sum":
+                total += sample.value
+            elif sample.name == "hct_batch_size_count":
+                count += sample.value
     return total, count
 
 
-def measure(bundle: Path, db: Path, bodies: list[bytes], config: ServerConfig, *,
-            seconds: float, provider: str) -> dict[str, Any]:
+def measure(bundle: Path, tmp: Path, requests: list[bytes], config: ServerConfig, *,
+            seconds: float, provider: str, precision: str = "auto") -> dict[str, Any]:
     """One server, warmed up, then `seconds` of closed-loop load; server CPU from /proc."""
     port = _free_port()
-    proc = start_server(bundle, db, config, port=port, provider=provider)
+    metrics_dir = tmp / "metrics"
+    metrics_dir.mkdir()
+    proc = start_server(bundle, tmp / "load.db", config, port=port, provider=provider,
+                        precision=precision, metrics_dir=metrics_dir)
     try:
         resolved = httpx.get(f"http://127.0.0.1:{port}/readyz").json()["model"]
-        asyncio.run(_load(port, bodies, config.clients, 2.0))  # warm-up
-        sum0, count0 = _batch_histogram(port)
-        cpu0 = _process_cpu_seconds(proc.pid)
-        result = asyncio.run(_load(port, bodies, config.clients, seconds))
-        server_cpu = _process_cpu_seconds(proc.pid) - cpu0
-        sum1, count1 = _batch_histogram(port)
+        asyncio.run(_load(port, requests, config.clients, 2.0))  # warm-up
+        sum0, count0 = _batch_histogram(metrics_dir)
+        cpu0 = _server_cpu_seconds(proc.pid)
+        result = asyncio.run(_load(port, requests, config.clients, seconds))
+        server_cpu = _server_cpu_seconds(proc.pid) - cpu0
+        sum1, count1 = _batch_histogram(metrics_dir)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    ok = sum(n for status, n in result["statuses"].items() if status in (200, 201))
+    done = ok * config.samples_per_request
     result |= {"model_calls_at_once": resolved.get("model_workers"),
                "intra_op_threads": resolved.get("intra_op_threads"),
+               "io_binding": resolved.get("io_binding"), "provider": resolved.get("provider"),
+               "requests_per_s": result["requests"] / result["seconds"],
+               "samples": done, "samples_per_s": done / result["seconds"],
                "mean_batch": (sum1 - sum0) / max(1.0, count1 - count0),
-               "server_cpu_ms_per_request": 1000 * server_cpu / max(1, result["requests"])}
+               "server_cpu_ms_per_sample": 1000 * server_cpu / max(1, done)}
     return result
 
 
+_MEDIANS = ("samples_per_s", "requests_per_s", "offline_patients_per_s", "p50_ms", "p95_ms",
+            "p99_ms", "mean_batch", "server_cpu_ms_per_sample", "client_cpu_ms_per_request")
+
+
 def run(bundle: Path, configs: Sequence[ServerConfig], seconds: float, repeats: int = 1,
-        provider: str = "cpu", offline_seconds: float = 5.0) -> dict[str, Any]:
+        provider: str = "cpu", offline_seconds: float = 5.0,
+        precision: str = "auto") -> dict[str, Any]:
     """`repeats` interleaved rounds over `configs`; each server run is paired with an offline
     measurement taken right before it.
     """
-    bodies = request_bodies(256)
+    requests = {(c.mode, c.samples_per_request): requests_for(c.mode, c.samples_per_request)
+                for c in configs}
     runs: list[list[dict[str, Any]]] = [[] for _ in configs]
     offline_runs = []
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(repeats):
             for k, config in enumerate(configs):
-                offline = offline_throughput(bundle, seconds=offline_seconds, provider=provider)
+                offline = offline_throughput(bundle, seconds=offline_seconds, provider=provider,
+                                             precision=precision)
                 offline_runs.append(offline)
-                result = measure(bundle, Path(tmp) / f"load-{round_}-{k}.db", bodies, config,
-                                 seconds=seconds, provider=provider)
+                where = Path(tmp) / f"load-{round_}-{k}"
+                where.mkdir()
+                result = measure(bundle, where, requests[(config.mode,
+                                                          config.samples_per_request)],
+                                 config, seconds=seconds, provider=provider,
+                                 precision=precision)
                 result["offline_patients_per_s"] = offline["patients_per_s"]
-                result["share_of_offline"] = result["throughput"] / offline["patients_per_s"]
+                result["share_of_offline"] = result["samples_per_s"] / offline["patients_per_s"]
                 runs[k].append(result)
-                print(f"round {round_ + 1}/{repeats} {config.name} × {config.clients}: "
-                      f"{result['throughput']:.1f} req/s, share "
-                      f"{result['share_of_offline']:.2f}", file=sys.stderr, flush=True)
+                print(f"round {round_ + 1}/{repeats} {config.name} × {config.workers} "
+                      f"processes × {config.clients} clients: {result['samples_per_s']:.1f} "
+                      f"samples/s, share {result['share_of_offline']:.2f}", file=sys.stderr,
+                      flush=True)
     # One robust ceiling for the whole run gives the share; the paired ratios give its range.
     offline_median = statistics.median(o["patients_per_s"] for o in offline_runs)
+    offline_cpu = statistics.median(o["cpu_ms_per_patient"] for o in offline_runs)
     rows = []
     for config, results in zip(configs, runs, strict=True):
         row: dict[str, Any] = {**asdict(config), "micro_batching": config.micro_batching,
                                "runs": results}
-        for key in ("throughput", "offline_patients_per_s", "p50_ms", "p95_ms", "p99_ms",
-                    "mean_batch", "server_cpu_ms_per_request", "client_cpu_ms_per_request"):
+        for key in _MEDIANS:
             row[key] = statistics.median(r[key] for r in results)
-        row["share_of_offline"] = row["throughput"] / offline_median
+        row["share_of_offline"] = row["samples_per_s"] / offline_median
         row["share_range"] = [min(r["share_of_offline"] for r in results),
                               max(r["share_of_offline"] for r in results)]
-        row["model_calls_at_once"] = results[0]["model_calls_at_once"]
-        row["intra_op_threads"] = results[0]["intra_op_threads"]
+        row["non_model_cpu_ms_per_sample"] = row["server_cpu_ms_per_sample"] - offline_cpu
+        for key in ("model_calls_at_once", "intra_op_threads", "io_binding", "provider"):
+            row[key] = results[0][key]
         row["statuses"] = {str(code): sum(r["statuses"].get(code, 0) for r in results)
                            for code in sorted({c for r in results for c in r["statuses"]})}
         rows.append(row)
-    return {"bundle": str(bundle), "provider": provider, "cells_per_request": CELLS,
-            "seconds_per_run": seconds, "repeats": repeats,
-            "offline_patients_per_s": offline_median,
-            "offline_cpu_ms_per_patient": statistics.median(o["cpu_ms_per_patient"]
-                                                            for o in offline_runs),
+    return {"bundle": str(bundle), "provider": provider,
+            "precision": offline_runs[0]["precision"], "cells_per_sample": CELLS,
+            "offline_batch": OFFLINE_BATCH, "seconds_per_run": seconds, "repeats": repeats,
+            "offline_patients_per_s": offline_median, "offline_cpu_ms_per_patient": offline_cpu,
             "offline_runs": offline_runs,
             "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                        "load_average_1m": os.getloadavg()[0]},
+                        "load_average_1m": load},
             "rows": rows}
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    lines = [f"Offline onnxruntime ({report['provider']}, batch 32 × {CELLS} cells), measured "
-             f"before every server run: median {report['offline_patients_per_s']:.1f} "
-             f"patients/s, {report['offline_cpu_ms_per_patient']:.2f} CPU-ms per patient. "
-             f"{report['repeats']} interleaved rounds of {report['seconds_per_run']:.0f} s per "
-             "configuration. Share = median req/s ÷ median offline patients/s of the whole run; "
-             "in brackets the range of each round's req/s ÷ the offline figure measured just "
-             "before it. Machine: "
-             f"{report['machine']['cpu_count']} CPUs, shared by the server and the load "
-             "generator.", "",
-             "| server | model calls × threads | clients | micro-batching | req/s | share of "
-             "offline | p50 ms | p95 ms | p99 ms | mean batch | server CPU ms/req | "
-             "client CPU ms/req | statuses |", "|---" * 13 + "|"]
+    lines = [f"Offline onnxruntime ({report['provider']}, {report['precision']}, batch "
+             f"{report['offline_batch']} × {CELLS} cells), measured before every server run: "
+             f"median {report['offline_patients_per_s']:.1f} patients/s, "
+             f"{report['offline_cpu_ms_per_patient']:.2f} CPU-ms per patient. "
+             f"{report['repeats']} interleaved round(s) of {report['seconds_per_run']:.0f} s per "
+             "configuration. Share = median samples/s ÷ median offline patients/s of the whole "
+             "run (on a GPU: the GPU's share used over HTTP); in brackets the range of each "
+             "round's samples/s ÷ the offline figure measured just before it. Server CPU: the "
+             "uvicorn parent and its worker processes; non-model = server CPU − offline CPU per "
+             f"patient. Machine: {report['machine']['cpu_count']} CPUs (load average "
+             f"{report['machine']['load_average_1m']:.1f} at the start), shared by the server "
+             "and the load generator.", "",
+             "| server | mode | processes | model calls × threads | clients | samples/req | "
+             "samples/s | share of offline | server CPU ms/sample | non-model CPU ms/sample | "
+             "p50 ms | p95 ms | p99 ms | mean batch | client CPU ms/req | statuses |",
+             "|---" * 16 + "|"]
     for r in report["rows"]:
         low, high = r["share_range"]
-        lines.append(f"| {r['name']} | {r['model_calls_at_once']} × {r['intra_op_threads']} | "
-                     f"{r['clients']} | {'on' if r['micro_batching'] else 'off'}"
-                     f" | {r['throughput']:.1f} | {r['share_of_offline']:.2f} [{low:.2f}, "
-                     f"{high:.2f}] | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
-                     f"{r['p99_ms']:.1f} | {r['mean_batch']:.1f} | "
-                     f"{r['server_cpu_ms_per_request']:.2f} | "
+        lines.append(f"| {r['name']} | {r['mode']} | {r['workers']} | "
+                     f"{r['model_calls_at_once']} × {r['intra_op_threads']} | {r['clients']} | "
+                     f"{r['samples_per_request']} | {r['samples_per_s']:.1f} | "
+                     f"{r['share_of_offline']:.2f} [{low:.2f}, {high:.2f}] | "
+                     f"{r['server_cpu_ms_per_sample']:.2f} | "
+                     f"{r['non_model_cpu_ms_per_sample']:.2f} | {r['p50_ms']:.1f} | "
+                     f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['mean_batch']:.1f} | "
                      f"{r['client_cpu_ms_per_request']:.2f} | {r['statuses']} |")
     return "\n".join(lines) + "\n"
 
@@ -304,15 +430,31 @@ def to_markdown(report: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, default=ROOT / "models" / "default")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=["single"])
+    parser.add_argument("--clients", type=int, nargs="+",
+                        help="concurrent clients per row (default: with --modes single alone, "
+                             "the single-request table's settings; else 16 64)")
+    parser.add_argument("--bulk", type=int, default=64, help="samples per bulk request")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="uvicorn processes of the server (`hct serve --workers`)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="interleaved rounds (each re-measures the offline ceiling)")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--offline-seconds", type=float, default=5.0)
     parser.add_argument("--provider", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto",
+                        help="HCT_MODEL_PRECISION of the server and the offline session")
+    parser.add_argument("--name", default="service_load", help="results file stem")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    report = run(args.bundle, CONFIGS, args.seconds, args.repeats, args.provider)
+    if args.modes == ["single"] and args.clients is None:
+        configs = [replace(c, workers=w) for w in args.workers for c in CONFIGS]
+    else:
+        configs = grid(args.modes, args.clients or [16, 64], args.workers, args.bulk)
+    report = run(args.bundle, configs, args.seconds, args.repeats, args.provider,
+                 args.offline_seconds, args.precision)
     markdown = to_markdown(report)
-    write_results(args.out, "service_load", report, markdown)
+    write_results(args.out, args.name, report, markdown)
     print(markdown)
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 app = typer.Typer(
     name="hct",
@@ -76,10 +79,32 @@ def serve(
     configure_logging(settings.log_level)
     host, port = host or settings.host, port or settings.port
     _check_port_free(host, port)  # uvicorn binds after start-up work: fail before it, not after
+    if settings.workers > 1:
+        _migrate_before_workers(settings)
     uvicorn.run("service.api.app:create_app", factory=True, host=host,
                 port=port, workers=settings.workers,
                 log_level=settings.log_level, access_log=False, proxy_headers=True,
                 **uvicorn_limits(settings))
+
+
+def _migrate_before_workers(settings: Settings) -> None:
+    """Bring the database to the current schema once, before the worker processes start: their
+    own start-up migrations then find it there (on a fresh SQLite file, concurrent first
+    migrations race and one worker fails with `table ... already exists`)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.db.engine import make_engine
+    from service.db.migrate import upgrade
+
+    engine = make_engine(settings.database_url_with_password)
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        _say_error("HCT_DATABASE_URL", f"cannot migrate the database: {exc.__class__.__name__}: "
+                   f"{str(exc).splitlines()[0]}")
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
 
 
 def _check_port_free(host: str, port: int) -> None:

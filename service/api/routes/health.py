@@ -56,7 +56,8 @@ async def readyz(state: StateDep) -> JSONResponse:
                                                 "error": check.error},
                   "name": model.name, "version": model.version, "sha256": model.sha256,
                   "provider": state.model.provider, "model_workers": state.model_workers,
-                  "intra_op_threads": state.online_model.intra_op_threads or "default"},
+                  "intra_op_threads": state.online_model.intra_op_threads or "default",
+                  "io_binding": state.online_model.io_binding},
         "database": {"reachable": database, "dialect": state.engine.dialect.name},
         "queue_depth": state.online.batcher.depth,
     }

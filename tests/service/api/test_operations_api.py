@@ -25,6 +25,7 @@ def test_health_readiness_and_model_card(client):
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["model"]["provider"] == "CPUExecutionProvider"
+    assert ready.json()["model"]["io_binding"] is False  # auto: on for CUDA only
     assert ready.json()["database"]["reachable"] is True
     card = client.get("/v1/model").json()
     assert "synthetic" in card["notice"] and "not validated" in card["notice"]
