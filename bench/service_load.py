@@ -1,4 +1,4 @@
-"""Service load benchmark: N concurrent clients against a real uvicorn server on loopback.
+"""Service load benchmark: N concurrent clients against a real server on loopback (`hct serve`).
 
 Modes: `single` (one JSON sample per `POST /v1/predictions`), `bulk-json` and `bulk-arrow`
 (`--bulk` samples per `POST /v1/predictions/bulk`, as JSON or as an Arrow IPC stream). Each row
@@ -44,7 +44,9 @@ from service.api.arrow_codec import ARROW_STREAM, samples_stream
 ROOT = Path(__file__).resolve().parents[1]
 CELLS = 1000
 OFFLINE_BATCH = 32  # the service's default HCT_MAX_BATCH_SIZE
-MODES = ("single", "bulk-json", "bulk-arrow")
+MODES = ("single", "bulk-json", "bulk-arrow", "healthz")
+# `healthz`: GET /healthz through the whole middleware stack and no model, database or body: the
+# framework's own floor per request, against which the non-model CPU of a prediction compares.
 
 
 def samples(n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -87,6 +89,8 @@ def requests_for(mode: str, per_request: int) -> list[bytes]:
     if mode == "bulk-arrow":
         return [_http_request(samples_stream(c), "/v1/predictions/bulk", ARROW_STREAM,
                               ARROW_STREAM) for c in chunks]
+    if mode == "healthz":
+        return [b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"]
     raise ValueError(f"mode {mode!r}: expected one of {MODES}")
 
 
@@ -132,6 +136,11 @@ class ServerConfig:
     mode: str = "single"
     samples_per_request: int = 1  # > 1: bulk modes only
     workers: int = 1  # uvicorn processes, each with its own session (`hct serve --workers`)
+    http: str = "h11"  # h11: `hct serve` itself; httptools: bare uvicorn's default parser
+
+    @property
+    def scores(self) -> bool:
+        return self.mode != "healthz"
 
     @property
     def micro_batching(self) -> bool:
@@ -148,11 +157,12 @@ CONFIGS = (
 
 
 def grid(modes: Sequence[str], clients: Sequence[int], workers: Sequence[int],
-         bulk: int) -> list[ServerConfig]:
-    """Default server settings for every mode × processes × clients."""
-    return [ServerConfig("default settings", c, mode=mode, workers=w,
-                         samples_per_request=1 if mode == "single" else bulk)
-            for mode in modes for w in workers for c in clients]
+         bulk: int, http: Sequence[str] = ("h11",)) -> list[ServerConfig]:
+    """Default server settings for every mode × HTTP parser × processes × clients."""
+    return [ServerConfig("hct serve" if h == "h11" else f"uvicorn --http {h}", c, mode=mode,
+                         workers=w, http=h,
+                         samples_per_request=1 if mode in ("single", "healthz") else bulk)
+            for mode in modes for h in http for w in workers for c in clients]
 
 
 def start_server(bundle: Path, db: Path, config: ServerConfig, *, port: int,
@@ -179,11 +189,15 @@ def start_server(bundle: Path, db: Path, config: ServerConfig, *, port: int,
         engine = make_engine(f"sqlite:///{db}")
         upgrade(engine)
         engine.dispose()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "service.api.app:create_app", "--factory", "--host",
-         "127.0.0.1", "--port", str(port), "--workers", str(config.workers),
-         "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if config.http == "h11":  # the product: `hct serve` (h11 with the head size/time limits)
+        command = ["-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                   "--workers", str(config.workers)]
+    else:  # for comparison: uvicorn's default C parser, without those limits
+        command = ["-m", "uvicorn", "service.api.app:create_app", "--factory", "--host",
+                   "127.0.0.1", "--port", str(port), "--workers", str(config.workers),
+                   "--http", config.http, "--log-level", "warning", "--no-access-log"]
+    proc = subprocess.Popen([sys.executable, *command], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60 + 30 * config.workers
     while time.monotonic() < deadline:
         try:
@@ -378,10 +392,14 @@ def run(bundle: Path, configs: Sequence[ServerConfig], seconds: float, repeats: 
                                "runs": results}
         for key in _MEDIANS:
             row[key] = statistics.median(r[key] for r in results)
-        row["share_of_offline"] = row["samples_per_s"] / offline_median
-        row["share_range"] = [min(r["share_of_offline"] for r in results),
-                              max(r["share_of_offline"] for r in results)]
-        row["non_model_cpu_ms_per_sample"] = row["server_cpu_ms_per_sample"] - offline_cpu
+        if config.scores:
+            row["share_of_offline"] = row["samples_per_s"] / offline_median
+            row["share_range"] = [min(r["share_of_offline"] for r in results),
+                                  max(r["share_of_offline"] for r in results)]
+            row["non_model_cpu_ms_per_sample"] = row["server_cpu_ms_per_sample"] - offline_cpu
+        else:  # no model ran: all of the server's CPU is the framework's
+            row["share_of_offline"], row["share_range"] = None, None
+            row["non_model_cpu_ms_per_sample"] = row["server_cpu_ms_per_sample"]
         for key in ("model_calls_at_once", "intra_op_threads", "io_binding", "provider"):
             row[key] = results[0][key]
         row["statuses"] = {str(code): sum(r["statuses"].get(code, 0) for r in results)
@@ -415,11 +433,12 @@ def to_markdown(report: dict[str, Any]) -> str:
              "p50 ms | p95 ms | p99 ms | mean batch | client CPU ms/req | statuses |",
              "|---" * 16 + "|"]
     for r in report["rows"]:
-        low, high = r["share_range"]
+        share = ("—" if r["share_of_offline"] is None else
+                 f"{r['share_of_offline']:.2f} [{r['share_range'][0]:.2f}, "
+                 f"{r['share_range'][1]:.2f}]")
         lines.append(f"| {r['name']} | {r['mode']} | {r['workers']} | "
                      f"{r['model_calls_at_once']} × {r['intra_op_threads']} | {r['clients']} | "
-                     f"{r['samples_per_request']} | {r['samples_per_s']:.1f} | "
-                     f"{r['share_of_offline']:.2f} [{low:.2f}, {high:.2f}] | "
+                     f"{r['samples_per_request']} | {r['samples_per_s']:.1f} | {share} | "
                      f"{r['server_cpu_ms_per_sample']:.2f} | "
                      f"{r['non_model_cpu_ms_per_sample']:.2f} | {r['p50_ms']:.1f} | "
                      f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['mean_batch']:.1f} | "
@@ -437,6 +456,9 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=64, help="samples per bulk request")
     parser.add_argument("--workers", type=int, nargs="+", default=[1],
                         help="uvicorn processes of the server (`hct serve --workers`)")
+    parser.add_argument("--http", nargs="+", choices=("h11", "httptools"), default=["h11"],
+                        help="h11: the server as `hct serve` runs it; httptools: bare uvicorn's "
+                             "default parser (without hct serve's header limits), to compare")
     parser.add_argument("--repeats", type=int, default=3,
                         help="interleaved rounds (each re-measures the offline ceiling)")
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -450,7 +472,7 @@ def main() -> None:
     if args.modes == ["single"] and args.clients is None:
         configs = [replace(c, workers=w) for w in args.workers for c in CONFIGS]
     else:
-        configs = grid(args.modes, args.clients or [16, 64], args.workers, args.bulk)
+        configs = grid(args.modes, args.clients or [16, 64], args.workers, args.bulk, args.http)
     report = run(args.bundle, configs, args.seconds, args.repeats, args.provider,
                  args.offline_seconds, args.precision)
     markdown = to_markdown(report)
