@@ -136,7 +136,7 @@ class ServerConfig:
     mode: str = "single"
     samples_per_request: int = 1  # > 1: bulk modes only
     workers: int = 1  # uvicorn processes, each with its own session (`hct serve --workers`)
-    http: str = "h11"  # h11: `hct serve` itself; httptools: bare uvicorn's default parser
+    http: str = "hct"  # hct: `hct serve` itself; h11, httptools: bare uvicorn with that parser
 
     @property
     def scores(self) -> bool:
@@ -157,9 +157,9 @@ CONFIGS = (
 
 
 def grid(modes: Sequence[str], clients: Sequence[int], workers: Sequence[int],
-         bulk: int, http: Sequence[str] = ("h11",)) -> list[ServerConfig]:
+         bulk: int, http: Sequence[str] = ("hct",)) -> list[ServerConfig]:
     """Default server settings for every mode × HTTP parser × processes × clients."""
-    return [ServerConfig("hct serve" if h == "h11" else f"uvicorn --http {h}", c, mode=mode,
+    return [ServerConfig("hct serve" if h == "hct" else f"uvicorn --http {h}", c, mode=mode,
                          workers=w, http=h,
                          samples_per_request=1 if mode in ("single", "healthz") else bulk)
             for mode in modes for h in http for w in workers for c in clients]
@@ -189,10 +189,10 @@ def start_server(bundle: Path, db: Path, config: ServerConfig, *, port: int,
         engine = make_engine(f"sqlite:///{db}")
         upgrade(engine)
         engine.dispose()
-    if config.http == "h11":  # the product: `hct serve` (h11 with the head size/time limits)
+    if config.http == "hct":  # the product: `hct serve` (httptools with head size/time limits)
         command = ["-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                    "--workers", str(config.workers)]
-    else:  # for comparison: uvicorn's default C parser, without those limits
+    else:  # for comparison: bare uvicorn with the parser named, without those limits
         command = ["-m", "uvicorn", "service.api.app:create_app", "--factory", "--host",
                    "127.0.0.1", "--port", str(port), "--workers", str(config.workers),
                    "--http", config.http, "--log-level", "warning", "--no-access-log"]
@@ -456,9 +456,10 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=64, help="samples per bulk request")
     parser.add_argument("--workers", type=int, nargs="+", default=[1],
                         help="uvicorn processes of the server (`hct serve --workers`)")
-    parser.add_argument("--http", nargs="+", choices=("h11", "httptools"), default=["h11"],
-                        help="h11: the server as `hct serve` runs it; httptools: bare uvicorn's "
-                             "default parser (without hct serve's header limits), to compare")
+    parser.add_argument("--http", nargs="+", choices=("hct", "h11", "httptools"),
+                        default=["hct"],
+                        help="hct: the server as `hct serve` runs it; h11, httptools: bare "
+                             "uvicorn with that parser (without hct serve's head limits)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="interleaved rounds (each re-measures the offline ceiling)")
     parser.add_argument("--seconds", type=float, default=20.0)

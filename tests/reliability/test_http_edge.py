@@ -64,3 +64,22 @@ def test_kept_alive_connection_serves_requests_with_large_bodies(server):
             r = http.post("/v1/predictions", json=prediction_body(i))
             assert r.status_code == 201, r.text
         assert http.get("/healthz").status_code == 200
+
+
+def test_each_head_on_a_kept_alive_connection_is_measured_on_its_own(server):
+    # Forty heads of 1 KiB pass the 16 KiB limit together, never one alone: every one is
+    # served, including pipelined pairs sent in one write.
+    from tests.reliability.edge import _connect
+
+    head = (b"GET /healthz HTTP/1.1\r\nHost: hct\r\nX-Pad: " + b"a" * 1024 + b"\r\n\r\n")
+    with _connect(server.url) as sock:
+        answered = 0
+        for _ in range(20):
+            sock.sendall(head + head)  # two requests in one write
+            answer = b""
+            while answer.count(b"HTTP/1.1 200") < 2:
+                chunk = sock.recv(65536)
+                assert chunk, "connection closed"
+                answer += chunk
+            answered += 2
+    assert answered == 40
