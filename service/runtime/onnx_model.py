@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -15,12 +16,13 @@ import numpy as np
 from service import metrics
 from service.runtime.bundle import BundleError, ModelBundle
 from service.runtime.gpu import nvidia_gpu_evidence
-from service.runtime.precision import choose_graph
+from service.runtime.precision import choose_graph, host_check, int8_section
 
 log = logging.getLogger("hct.runtime")
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+DEFAULT_INT8_LIMIT = 0.5  # hematocrit points, for a card whose check does not state its limit
 
 
 class OnnxModel:
@@ -45,6 +47,9 @@ class OnnxModel:
         self.graph = choose_graph(bundle, precision, "cuda" if CUDA in wanted else "cpu")
         self.precision_setting = precision
         self.session = ort.InferenceSession(str(self.graph.path), options, providers=wanted)
+        self.host_check: dict[str, Any] | None = None
+        if self.graph.precision == "int8":
+            self._check_int8_on_this_host(ort, options, wanted, precision)
         # get_available_providers() lists CUDA on machines without a GPU, and a session asked
         # for CUDA silently runs on CPU when the CUDA libraries fail to load: trust only this.
         self.provider: str = self.session.get_providers()[0]
@@ -60,6 +65,28 @@ class OnnxModel:
         log.info("model %s %s loaded on %s, %s (sha256 %s): %s; %s", bundle.name,
                  bundle.version, self.provider, self.graph.precision, self.graph.sha256[:12],
                  why, self.graph.why)
+
+    def _check_int8_on_this_host(self, ort: Any, options: Any, wanted: list[str],
+                                 precision: str) -> None:
+        """The int8 graph against fp32 here: auto falls back to fp32 when they disagree beyond
+        the card's limit, an explicit int8 is refused."""
+        fp32_graph = choose_graph(self.bundle, "fp32", "cpu")
+        fp32 = ort.InferenceSession(str(fp32_graph.path), options, providers=wanted)
+        check = (int8_section(self.bundle) or {}).get("check", {})
+        limit = float(check.get("limits", {}).get("max_abs_diff_pct", DEFAULT_INT8_LIMIT))
+        self.host_check = host_check(fp32, self.session, limit)
+        if self.host_check["passed"]:
+            return
+        worst = self.host_check["max_abs_diff_pct"]
+        if precision == "int8":
+            raise BundleError(f"HCT_MODEL_PRECISION=int8 but on this host the int8 graph differs "
+                              f"from fp32 by {worst:.2f} hematocrit points (limit {limit:g}); "
+                              "use fp32 or auto")
+        log.warning("int8 graph differs from fp32 by %.2f points on this host (limit %g): "
+                    "serving fp32", worst, limit)
+        self.graph = replace(fp32_graph, why=f"HCT_MODEL_PRECISION=auto, int8 differs from fp32 "
+                             f"on this host by {worst:.2f} points (limit {limit:g})")
+        self.session = fp32
 
     @staticmethod
     def _wanted_providers(ort: Any, preference: str) -> tuple[list[str], str]:

@@ -1,9 +1,11 @@
 """Which graph of a bundle a session runs: fp32 (`model.onnx`) or the int8 variant the card
 describes (`variants.int8`), by `HCT_MODEL_PRECISION`.
 
-auto: int8 on the CPU when the bundle ships an int8 graph whose accuracy check passed (card),
-fp32 on CUDA (int8 dynamic quantisation is a CPU kernel). An explicit choice the bundle cannot
-serve is refused at start-up, never silently replaced.
+auto: int8 on the CPU when the bundle ships an int8 graph whose accuracy check passed (card)
+and which agrees with fp32 on this host too, fp32 on CUDA (int8 dynamic quantisation is a CPU
+kernel). The host check exists because onnxruntime picks its int8 kernels by instruction set:
+a graph checked on a CPU with VNNI can saturate on one without. An explicit choice the bundle
+cannot serve is refused at start-up, never silently replaced.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from model.card import sha256_file
 from service.runtime.bundle import BundleError, ModelBundle
@@ -62,3 +66,22 @@ def choose_graph(bundle: ModelBundle, precision: str, device: str) -> Graph:
                           "refusing to serve an unverified model")
     return Graph(path, actual, "int8", f"HCT_MODEL_PRECISION={precision}, accuracy check "
                  f"{'passed' if section.get('check', {}).get('passed') else 'not passed'}")
+
+
+HOST_CHECK_SEED = 9301  # synthetic patients none of training, calibration or the card check saw
+HOST_CHECK_PATIENTS = 16
+
+
+def host_check(fp32: Any, int8: Any, limit: float) -> dict[str, Any]:
+    """Max |int8 − fp32| (hematocrit points) of two sessions on this host, on a fixed batch of
+    synthetic patients; `passed` when within the card's own limit."""
+    from ingestion.synthetic.cohort import generate_patients
+
+    block = next(generate_patients(HOST_CHECK_SEED, HOST_CHECK_PATIENTS, 1000))
+    feed = {"cells": np.ascontiguousarray(block.cells, dtype=np.float32),  # [16, 1000, 2]
+            "lengths": np.full(block.cells.shape[0], block.cells.shape[1], dtype=np.int64)}
+    a = fp32.run(["hematocrit_pct"], feed)[0]  # [16]
+    b = int8.run(["hematocrit_pct"], feed)[0]  # [16]
+    worst = float(np.abs(a.astype(np.float64) - b).max())
+    return {"max_abs_diff_pct": worst, "limit": limit, "patients": HOST_CHECK_PATIENTS,
+            "passed": bool(worst <= limit)}

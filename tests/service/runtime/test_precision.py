@@ -104,3 +104,25 @@ def test_the_shipped_int8_variant_passed_its_check_and_matches_fp32():
     fp32 = OnnxModel(bundle, "cpu", precision="fp32").predict(cells, lengths)
     int8 = OnnxModel(bundle, "cpu", precision="int8").predict(cells, lengths)
     assert np.abs(int8 - fp32).max() <= 0.5
+
+
+def test_an_int8_graph_that_disagrees_on_this_host_is_not_served(int8_bundle, tmp_path):
+    # Another model's graph in the int8 slot, with its sha256 recorded: the card's check says
+    # passed, but on this host it disagrees with fp32 far beyond the limit.
+    from model.card import sha256_file
+
+    odd = tmp_path / "odd"
+    shutil.copytree(int8_bundle, odd)
+    other = DEFAULT_MODEL_DIR.parent / "set_transformer_pp" / "model.onnx"
+    shutil.copyfile(other, odd / "model.int8.onnx")
+    card = json.loads((odd / "card.json").read_text())
+    card["variants"]["int8"]["sha256"] = sha256_file(odd / "model.int8.onnx")
+    (odd / "card.json").write_text(json.dumps(card))
+    bundle = load_bundle(odd)
+    auto = OnnxModel(bundle, "cpu", precision="auto")
+    assert auto.precision == "fp32" and auto.graph.sha256 == bundle.sha256
+    assert auto.host_check is not None and not auto.host_check["passed"]
+    assert "on this host" in auto.graph.why
+    with pytest.raises(BundleError, match="on this host the int8 graph differs"):
+        OnnxModel(bundle, "cpu", precision="int8")
+
