@@ -57,7 +57,10 @@ async def readyz(state: StateDep) -> JSONResponse:
                   "name": model.name, "version": model.version, "sha256": model.sha256,
                   "provider": state.model.provider, "model_workers": state.model_workers,
                   "intra_op_threads": state.online_model.intra_op_threads or "default",
-                  "io_binding": state.online_model.io_binding},
+                  "io_binding": state.online_model.io_binding,
+                  "precision": state.online_model.precision,
+                  "graph_sha256": state.online_model.graph.sha256,
+                  "int8_host_check": state.online_model.host_check},
         "database": {"reachable": database, "dialect": state.engine.dialect.name},
         "queue_depth": state.online.batcher.depth,
     }

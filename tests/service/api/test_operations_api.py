@@ -26,6 +26,11 @@ def test_health_readiness_and_model_card(client):
     assert ready.status_code == 200
     assert ready.json()["model"]["provider"] == "CPUExecutionProvider"
     assert ready.json()["model"]["io_binding"] is False  # auto: on for CUDA only
+    model = ready.json()["model"]
+    assert model["precision"] in ("fp32", "int8")
+    assert (model["graph_sha256"] == model["sha256"]) == (model["precision"] == "fp32")
+    # an int8 graph runs only after agreeing with fp32 on this host
+    assert model["precision"] == "fp32" or model["int8_host_check"]["passed"]
     assert ready.json()["database"]["reachable"] is True
     card = client.get("/v1/model").json()
     assert "synthetic" in card["notice"] and "not validated" in card["notice"]
