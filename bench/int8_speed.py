@@ -52,6 +52,19 @@ def op_shares(path: Path, runs: int = 2) -> dict[str, float]:
     return {op: round(v / whole, 3) for op, v in totals.most_common(8)}
 
 
+def int8_isa() -> str:
+    """The CPU's int8 dot-product extensions: without VNNI, onnxruntime's u8 x s8 kernel runs on
+    AVX2 multiply-adds, which gain little over sgemm."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in
+                      Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    found = [f for f in ("avx512_vnni", "avx_vnni", "amx_int8", "avx512f", "avx2") if f in flags]
+    return ", ".join(found) or "none of avx2/avx512/vnni"
+
+
 def run(bundle_dir: Path, rounds: int) -> dict[str, Any]:
     bundle = load_bundle(bundle_dir)
     models = {p: OnnxModel(bundle, "cpu", intra_op_threads=1, precision=p)
@@ -71,7 +84,8 @@ def run(bundle_dir: Path, rounds: int) -> dict[str, Any]:
         rows.append({"batch": b, "fp32_patients_per_s_per_core": per["fp32"],
                      "int8_patients_per_s_per_core": per["int8"],
                      "speedup": per["int8"] / per["fp32"]})
-    return {"rounds": rounds, "load_average_1m": os.getloadavg()[0], "rows": rows,
+    return {"rounds": rounds, "load_average_1m": os.getloadavg()[0], "cpu_int8_isa": int8_isa(),
+            "rows": rows,
             "check": bundle.card["variants"]["int8"]["check"],
             "fp32_op_shares": op_shares(bundle.onnx_path)}
 
@@ -80,7 +94,8 @@ def to_markdown(r: dict[str, Any]) -> str:
     c = r["check"]
     lines = [f"One onnxruntime thread, 1,000 cells per patient, median thread CPU time over "
              f"{r['rounds']} interleaved rounds; load average {r['load_average_1m']:.1f} on a "
-             f"shared 2-core machine. Card check: max |Δ| {c['max_abs_diff_pct']:.3f} points, "
+             f"shared 2-core machine; CPU int8 extensions: {r.get('cpu_int8_isa', 'unknown')}. "
+             f"Card check: max |Δ| {c['max_abs_diff_pct']:.3f} points, "
              f"test MSE {100 * c['test_mse_change']:+.2f} % ({c['cohort']['patients']} synthetic "
              f"patients, seed {c['cohort']['seed']}). fp32 time by operator at batch 32: "
              f"{r['fp32_op_shares']}.", "",

@@ -78,9 +78,11 @@ class DeepSetsPP(SetRegressor):
         # cells [B, S, F] raw fL/pg (F = 2), lengths [B]
         mask = valid_mask(lengths, cells.shape[1])  # [B, S, 1]
         x = self.embed(self.standardise(cells, mask))  # [B, S, H]
+        # Blocks and the last norm leave padding rows unzeroed (their statistics are masked);
+        # the mask before pooling removes them.
         for block in self.blocks:
-            x = block(x, mask)  # [B, S, H]
-        x = apply_norm(self.out_norm, x, mask)  # [B, S, H]
+            x = block(x, mask, mask_out=False)  # [B, S, H]
+        x = apply_norm(self.out_norm, x, mask, False)  # [B, S, H]
         x = self.out_fc(torch.relu(x)) * mask  # [B, S, H]
         pooled = x.sum(dim=1)  # [B, H]
         if self.config.pooling == "mean":

@@ -33,23 +33,23 @@ class SetNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(features))
         self.bias = nn.Parameter(torch.zeros(features))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, mask_out: bool = True) -> torch.Tensor:
         # x [B, S, H], mask [B, S, 1]
-        # Few passes over the big tensor: shift by the mean of each set's first cell (always
-        # valid; one scalar per set, which leaves the variance as it is) so var = E[x²] − mean²
-        # does not cancel, mask once, take both sums from the masked values,
-        # fold mean, scale, weight and bias into one [B, 1, H] affine and mask once at the end
-        # (the input's padding need not be zero: a linear layer's bias lands there).
+        # Two-pass statistics (the mean, then the variance of the masked centred values): the
+        # one-pass E[x²] − mean² compounds onnxruntime's fp32 reduction error through a deep
+        # stack of norms. Passes over the big tensor are kept few otherwise:
+        # the mask once per statistic, weight folded into the per-set scale, and
+        # `mask_out=False` skips zeroing the output's padding (left at `bias`) for callers
+        # that only feed it to row-wise layers and mask later. The input's padding need not be
+        # zero (a linear layer's bias lands there).
         x32 = x.to(torch.promote_types(x.dtype, torch.float32))  # fp16/bf16 -> fp32
         count = mask.sum(dim=(1, 2)) * x.shape[-1]  # [B] valid entries per set
-        centred = x32 - x32[:, :1].mean(dim=2, keepdim=True)  # [B, S, H], mean near 0
-        xm = centred * mask  # [B, S, H], padding 0
-        mean = xm.sum(dim=(1, 2)) / count  # [B]
-        square = torch.linalg.vector_norm(xm, dim=(1, 2)).square()  # [B] one reduction
-        var = (square / count - mean * mean).clamp(min=0.0)  # [B]
+        mean = (x32 * mask).sum(dim=(1, 2)) / count  # [B]
+        xm = (x32 - mean[:, None, None]) * mask  # [B, S, H], padding 0
+        var = (xm * xm).sum(dim=(1, 2)) / count  # [B]
         scale = torch.rsqrt(var + self.eps)[:, None, None] * self.weight  # [B, 1, H]
-        shift = self.bias - mean[:, None, None] * scale  # [B, 1, H]
-        return ((centred * scale + shift) * mask).to(x.dtype)  # [B, S, H]
+        out = xm * scale + self.bias  # [B, S, H], padding = bias
+        return (out * mask if mask_out else out).to(x.dtype)
 
 
 NormKind = Literal["none", "layer", "feature", "set"]
@@ -76,9 +76,10 @@ class LayerNorm(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(features, eps=eps)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, mask_out: bool = True) -> torch.Tensor:
         # x [B, S, H], mask [B, S, 1]
-        return self.norm(x) * mask  # [B, S, H]
+        out = self.norm(x)  # [B, S, H]
+        return out * mask if mask_out else out
 
 
 class FeatureNorm(nn.Module):
@@ -95,7 +96,7 @@ class FeatureNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(features))
         self.register_buffer("running_var", torch.ones(features))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, mask_out: bool = True) -> torch.Tensor:
         # x [B, S, H], mask [B, S, 1]
         x32 = x.to(torch.promote_types(x.dtype, torch.float32))
         if self.training:
@@ -108,7 +109,8 @@ class FeatureNorm(nn.Module):
         else:
             mean, var = self.running_mean, self.running_var  # [H], [H]
         normed = (x32 - mean) * torch.rsqrt(var + self.eps)  # [B, S, H]
-        return ((normed * self.weight + self.bias) * mask).to(x.dtype)  # [B, S, H]
+        out = normed * self.weight + self.bias  # [B, S, H]
+        return (out * mask if mask_out else out).to(x.dtype)
 
 
 def make_norm(kind: str, features: int) -> nn.Module | None:
@@ -118,8 +120,11 @@ def make_norm(kind: str, features: int) -> nn.Module | None:
     return kinds[kind](features) if kind in kinds else None
 
 
-def apply_norm(norm: nn.Module | None, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return x if norm is None else norm(x, mask)
+def apply_norm(norm: nn.Module | None, x: torch.Tensor, mask: torch.Tensor,
+               mask_out: bool = True) -> torch.Tensor:
+    """`norm(x)`; `mask_out=False` skips zeroing the padding (one pass over `[B, S, H]` saved)
+    where only row-wise layers follow before the next mask."""
+    return x if norm is None else norm(x, mask, mask_out=mask_out)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -166,16 +171,20 @@ class ResidualBlock(nn.Module):
         self.fc1 = nn.Linear(hidden, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, mask_out: bool = True) -> torch.Tensor:
+        """`mask_out=False` leaves padding rows unzeroed for a caller that masks later: every
+        statistic here is masked, and a padding row then evolves like one more cell."""
         # x [B, S, H], mask [B, S, 1]
+        # Norm outputs keep junk in padding rows: only row-wise layers follow, every norm
+        # masks its own statistics, and the output is masked here or by the caller.
         if self.clean:
-            h = self.fc1(torch.relu(apply_norm(self.norm1, x, mask)))  # [B, S, H]
-            h = self.fc2(torch.relu(apply_norm(self.norm2, h, mask)))  # [B, S, H]
+            h = self.fc1(torch.relu(apply_norm(self.norm1, x, mask, False)))  # [B, S, H]
+            h = self.fc2(torch.relu(apply_norm(self.norm2, h, mask, False)))  # [B, S, H]
         else:
-            h = torch.relu(apply_norm(self.norm1, self.fc1(x), mask))  # [B, S, H]
-            h = apply_norm(self.norm2, self.fc2(h), mask)  # [B, S, H]
+            h = torch.relu(apply_norm(self.norm1, self.fc1(x), mask, False))  # [B, S, H]
+            h = apply_norm(self.norm2, self.fc2(h), mask, False)  # [B, S, H]
         s = skip(x, mask, self.residual)  # [B, S, H], [B, 1, H] or None
         out = h if s is None else h + s  # [B, S, H]
         if not self.clean:
             out = torch.relu(out)
-        return out * mask  # [B, S, H], padding back to 0
+        return out * mask if mask_out else out  # [B, S, H]

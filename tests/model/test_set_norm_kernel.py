@@ -96,3 +96,16 @@ def test_set_norm_graph_matches_torch_with_fewer_full_size_passes(tmp_path):
     with torch.no_grad():
         want = norm(x, mask).numpy()
     assert np.abs(got - want).max() <= 1e-5
+
+
+def test_set_norm_without_the_output_mask_changes_only_padding_rows():
+    torch.manual_seed(3)
+    norm = SetNorm(32)
+    with torch.no_grad():
+        norm.weight.normal_(1, 0.3)
+        norm.bias.normal_(0, 0.3)
+        x, mask = _inputs(offset=2.0)
+        masked, bare = norm(x, mask), norm(x, mask, mask_out=False)
+    valid = mask.squeeze(-1).bool()
+    assert torch.equal(masked[valid], bare[valid])
+    assert float(bare[~valid].abs().max()) > 0.0  # padding left at the bias, not zeroed
