@@ -88,12 +88,14 @@ def _normal_var_findings(report: dict[str, Any], undertrained: str) -> list[str]
         nc = mse(path="non-clean")
         out.append(f"Normal Var, {LABELS[family]} {depth} layers, path (Table 3: clean better "
                    f"than non-clean): clean {base['test_mse']:.4f}, non-clean {nc:.4f}: "
-                   f"{'agrees' if base['test_mse'] < nc else 'does not agree'}.")
+                   + ("agrees." if base["test_mse"] < nc else
+                      f"does not agree (one seed){undertrained}."))
     return out
 
 
-def _hematocrit_findings(h: dict[str, Any]) -> list[str]:
+def _hematocrit_findings(h: dict[str, Any], undertrained: str) -> list[str]:
     out = []
+    mean_mse = h["baselines"].get("population_mean", {}).get("value")
     cbc = h["baselines"]["cbc_indices"]["value"]
     for r in h["rows"]:
         red = r["mse_reduction_vs_cbc_pct"]
@@ -117,15 +119,25 @@ def _hematocrit_findings(h: dict[str, Any]) -> list[str]:
             continue
         ms, md = shallow["test_mse"], deep["test_mse"]
         overlap = ms["low"] <= md["high"] and md["low"] <= ms["high"]
-        trend = ("the CIs overlap" if overlap else "deep better" if md["value"] < ms["value"]
-                 else "deep worse")
+        # a model whose best epoch is its first, at the MSE of predicting the mean, never trained
+        collapsed = deep.get("best_epoch") == 1 or (
+            mean_mse is not None and md["value"] >= 0.95 * mean_mse)
+        worse = md["value"] > 1.05 * ms["value"]
+        trend = ("deep collapsed to predicting the mean (best epoch "
+                 f"{deep.get('best_epoch')} of {deep.get('epochs')})" if collapsed
+                 else "deep worse" + (" (the CIs overlap)" if overlap else "") if worse
+                 else "deep better" if md["value"] < 0.95 * ms["value"] and not overlap
+                 else "about equal")
         if arch.endswith("_pp"):
-            claim, ok = "the ++ models keep or gain accuracy when deep", trend != "deep worse"
+            claim = "the ++ models keep or gain accuracy when deep"
+            verdict = (": does not agree" + undertrained if collapsed or (worse and not overlap)
+                       else ": not shown either way at this size" + undertrained if worse
+                       else ": agrees")
         elif arch == "deepsets":
-            claim, ok = "plain Deep Sets degrades when deep", trend == "deep worse"
+            claim = "plain Deep Sets degrades when deep"
+            verdict = ": agrees" if collapsed or (worse and not overlap) else ": does not agree"
         else:
-            claim, ok = "no figure or claim available offline", None
-        verdict = "" if ok is None else (": agrees" if ok else ": does not agree")
+            claim, verdict = "no figure available offline", ""
         out.append(f"Hematocrit, {label} {deep['layers']} against {shallow['layers']} layers: "
                    f"{md['value']:.2f} [{md['low']:.2f}, {md['high']:.2f}] against "
                    f"{ms['value']:.2f} [{ms['low']:.2f}, {ms['high']:.2f}], {trend} (paper: "
@@ -158,7 +170,7 @@ def findings(report: dict[str, Any]) -> list[str]:
                     "the paper (see Notes)")
     out = _normal_var_findings(report, undertrained)
     if report.get("hematocrit"):
-        out += _hematocrit_findings(report["hematocrit"])
+        out += _hematocrit_findings(report["hematocrit"], undertrained)
     return out
 
 
