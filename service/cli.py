@@ -503,7 +503,7 @@ def calibrate(
                   else ""))
     try:
         out = calibrate_bundle(bundle, data, level=level, band_level=band_level, limit=limit,
-                               reproduce=command)
+                               reproduce=command, alarm_simulations=alarm_simulations)
     except IngestionError as exc:
         typer.echo(f"error: {data}: {exc.message}", err=True)
         raise typer.Exit(1) from None

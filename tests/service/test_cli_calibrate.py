@@ -31,6 +31,8 @@ def test_calibrate_adds_conformal_quality_and_monitoring_and_keeps_the_bundle_va
     assert card["monitoring"]["drift"]["threshold"] > 1.0
     assert card["monitoring"]["agreement"]["threshold"] > 2.0
     assert card["reproduce"][-1].startswith("hct calibrate --bundle")
+    assert card["reproduce"][-1].endswith("--alarm-simulations 20")
+    assert card["monitoring"]["drift"]["n_simulations"] == 20  # the option reached the fit
     assert sha256_file(bundle / "model.onnx") == before
     load_bundle(bundle)  # still verifies
 
