@@ -27,6 +27,7 @@ from bench.results_io import write_results
 from bench.service_load import request_bodies
 
 ROOT = Path(__file__).resolve().parents[1]
+MODEL_32 = "model, batch 32 (per sample; calls of at most 8,192 cells on a CPU)"
 
 
 def cpu_ms(fn: Callable[[], Any], calls: int, rounds: int) -> float:
@@ -70,7 +71,7 @@ def run(bundle_dir: Path, precision: str, rounds: int) -> dict[str, Any]:
             50, rounds),
         "select cells": cpu_ms(lambda: predictor.select_cells(cellsets[0]), 50, rounds),
         "model, batch 1": cpu_ms(lambda: predictor.run_model(selected[:1]), 10, rounds),
-        "model, batch 32 (per sample)": cpu_ms(
+        MODEL_32: cpu_ms(
             lambda: predictor.run_model(selected), 2, rounds) / len(selected),
         "indices, baselines, interval, quality; batch 1": cpu_ms(
             lambda: predictor.finish(cellsets[:1], one, sources=["api"]), 20, rounds),
@@ -94,7 +95,7 @@ def run(bundle_dir: Path, precision: str, rounds: int) -> dict[str, Any]:
 
         phases["store prediction + audit (SQLite, one transaction)"] = cpu_ms(store, 20, rounds)
         engine.dispose()
-    model_keys = {"model, batch 1", "model, batch 32 (per sample)"}
+    model_keys = {"model, batch 1", MODEL_32}
     batched = [k for k in phases if "batch 1" not in k and k not in model_keys
                and not k.startswith("store")]
     return {"precision": model.precision, "rounds": rounds, "cells": 1000,

@@ -95,7 +95,8 @@ def requests_for(mode: str, per_request: int) -> list[bytes]:
 
 
 def offline_throughput(bundle: Path, batch: int = OFFLINE_BATCH, seconds: float = 8.0,
-                       provider: str = "cpu", precision: str = "auto") -> dict[str, Any]:
+                       provider: str = "cpu", precision: str = "auto",
+                       threads: int = 0) -> dict[str, Any]:
     """Patients/s of the bare onnxruntime session at `batch` × 1,000 cells (service settings),
     and the CPU it spends per patient (all threads).
     """
@@ -103,7 +104,7 @@ def offline_throughput(bundle: Path, batch: int = OFFLINE_BATCH, seconds: float 
     from service.runtime.onnx_model import OnnxModel
 
     model = OnnxModel(load_bundle(bundle), provider,  # type: ignore[arg-type]
-                      precision=precision)
+                      intra_op_threads=threads, precision=precision)
     rng = np.random.default_rng(1)
     volume = rng.normal(90, 12, (batch, CELLS)).clip(30, 250)
     cells = np.stack([volume, volume * 0.33], axis=-1).astype(np.float32)  # [B, S, 2]
@@ -387,6 +388,7 @@ def run(bundle: Path, configs: Sequence[ServerConfig], seconds: float, repeats: 
     offline_median = statistics.median(o["patients_per_s"] for o in offline_runs)
     offline_cpu = statistics.median(o["cpu_ms_per_patient"] for o in offline_runs)
     rows = []
+    at_batch: dict[int, float] = {}  # offline CPU ms per patient by batch size (1 thread)
     for config, results in zip(configs, runs, strict=True):
         row: dict[str, Any] = {**asdict(config), "micro_batching": config.micro_batching,
                                "runs": results}
@@ -396,7 +398,15 @@ def run(bundle: Path, configs: Sequence[ServerConfig], seconds: float, repeats: 
             row["share_of_offline"] = row["samples_per_s"] / offline_median
             row["share_range"] = [min(r["share_of_offline"] for r in results),
                                   max(r["share_of_offline"] for r in results)]
-            row["non_model_cpu_ms_per_sample"] = row["server_cpu_ms_per_sample"] - offline_cpu
+            # the model's own CPU at the batch the server actually ran (on a CPU a batch of 32
+            # sets of 1,000 cells spills the caches: per patient it costs more than a small one)
+            batch = max(1, round(row["mean_batch"]))
+            if batch not in at_batch:
+                at_batch[batch] = offline_throughput(
+                    bundle, batch=batch, seconds=3.0, provider=provider, precision=precision,
+                    threads=1)["cpu_ms_per_patient"]
+            row["offline_cpu_ms_at_mean_batch"] = at_batch[batch]
+            row["non_model_cpu_ms_per_sample"] = row["server_cpu_ms_per_sample"] - at_batch[batch]
         else:  # no model ran: all of the server's CPU is the framework's
             row["share_of_offline"], row["share_range"] = None, None
             row["non_model_cpu_ms_per_sample"] = row["server_cpu_ms_per_sample"]
@@ -424,8 +434,10 @@ def to_markdown(report: dict[str, Any]) -> str:
              "configuration. Share = median samples/s ÷ median offline patients/s of the whole "
              "run (on a GPU: the GPU's share used over HTTP); in brackets the range of each "
              "round's samples/s ÷ the offline figure measured just before it. Server CPU: the "
-             "uvicorn parent and its worker processes; non-model = server CPU − offline CPU per "
-             f"patient. Machine: {report['machine']['cpu_count']} CPUs (load average "
+             "uvicorn parent and its worker processes; non-model = server CPU − the offline "
+             "session's CPU per patient at the row's mean batch (one thread; on a CPU a batch of "
+             "32 spills the caches and costs more per patient than a small one). Machine: "
+             f"{report['machine']['cpu_count']} CPUs (load average "
              f"{report['machine']['load_average_1m']:.1f} at the start), shared by the server "
              "and the load generator.", "",
              "| server | mode | processes | model calls × threads | clients | samples/req | "

@@ -37,3 +37,18 @@ def length_groups(lengths: np.ndarray, max_padding: float = MAX_PADDING_SHARE) -
 def padded_cells(lengths: np.ndarray, groups: list[np.ndarray]) -> int:
     """Cells the model computes over for these groups (real plus padding)."""
     return sum(int(lengths[g].max()) * g.size for g in groups)
+
+
+def split_by_cells(group: np.ndarray, lengths: np.ndarray, max_cells: int) -> list[np.ndarray]:
+    """`group` (indices, longest first) cut into runs of at most `max_cells` real cells each
+    (never fewer than one set per run)."""
+    runs: list[np.ndarray] = []
+    start, cells = 0, 0
+    for pos, i in enumerate(group):
+        n = int(lengths[i])
+        if pos > start and cells + n > max_cells:
+            runs.append(group[start:pos])
+            start, cells = pos, 0
+        cells += n
+    runs.append(group[start:])
+    return runs

@@ -25,7 +25,7 @@ from ingestion.moments import moments_table
 from model.baselines import BASELINE_NAMES, BaselineSet, features_from_tables
 from model.conformal import interval
 from model.quality import assess
-from service.prediction.packing import length_groups
+from service.prediction.packing import length_groups, split_by_cells
 from service.prediction.prediction import Prediction
 from service.prediction.reference import flag_for
 from service.runtime.onnx_model import OnnxModel
@@ -41,6 +41,12 @@ class ModelBatch:
     values: np.ndarray  # [B] hematocrit %
 
 
+# Cells per model call on a CPU: measured with one onnxruntime thread (DS++, 1,000-cell sets),
+# batches of 4-8 sets cost about half as much per set as batches of 32, whose activations
+# spill the caches. On CUDA large calls are what keeps the device busy: no cap there.
+CPU_CALL_CELLS = 8192
+
+
 class Predictor:
     """Model + baselines + set size from one bundle; stateless between calls."""
 
@@ -53,21 +59,25 @@ class Predictor:
         card_size = int(card.get("cells_per_set", requested_set_size))
         baselines = BaselineSet.from_json(json.dumps(card["baselines"]))
         return cls(model, min(requested_set_size, card_size), baselines,
-                   conformal=card.get("conformal"), quality=card.get("quality"))
+                   conformal=card.get("conformal"), quality=card.get("quality"),
+                   call_cells=CPU_CALL_CELLS if model.device == "cpu" else None)
 
     def __init__(self, model: OnnxModel, set_size: int, baselines: BaselineSet, *,
                  conformal: dict[str, Any] | None = None,
+                 call_cells: int | None = None,
                  quality: dict[str, Any] | None = None) -> None:
         self.model = model
         self.set_size = set_size
         self.baselines = baselines
         self.conformal = conformal  # card["conformal"]: interval radii per measured band
         self.quality = quality  # card["quality"]: reference and thresholds of the verdict
+        self.call_cells = call_cells  # at most this many real cells per model call (None: any)
 
     def with_model(self, model: OnnxModel) -> Predictor:
         """The same predictor on another session of the same bundle (e.g. other threading)."""
         return Predictor(model, self.set_size, self.baselines, conformal=self.conformal,
-                         quality=self.quality)
+                         quality=self.quality,
+                         call_cells=CPU_CALL_CELLS if model.device == "cpu" else None)
 
     def select_cells(self, cellset: CellSet) -> np.ndarray:
         """The cells the model sees: at most `set_size`, the same subset for the same sample."""
@@ -76,10 +86,13 @@ class Predictor:
     def run_model(self, selected: Sequence[np.ndarray], *,
                   by_length: bool = True) -> ModelBatch:
         """Pad the selected cells of a batch once and call the model: on groups of similar
-        length (`by_length`, so short samples are not padded to the longest), or on all at once.
+        length (`by_length`, so short samples are not padded to the longest), or on all at once;
+        each call holds at most `call_cells` real cells.
         """
         cells, lengths = pad_sets(list(selected))  # [B, S, 2], [B]
         groups = length_groups(lengths) if by_length else [np.arange(lengths.size)]
+        if self.call_cells is not None:
+            groups = [run for g in groups for run in split_by_cells(g, lengths, self.call_cells)]
         if len(groups) == 1:
             return ModelBatch(cells, lengths, self.model.predict(cells, lengths))
         values = np.empty(lengths.size, dtype=np.float64)  # [B]

@@ -3,7 +3,7 @@ grouped call gives the values of one call over the whole padded batch."""
 
 import numpy as np
 
-from service.prediction.packing import length_groups, padded_cells
+from service.prediction.packing import length_groups, padded_cells, split_by_cells
 
 
 def test_groups_cover_every_sample_once_with_bounded_padding():
@@ -29,3 +29,28 @@ def test_grouped_model_calls_match_one_padded_call(client):
     whole = predictor.run_model(sets, by_length=False)
     assert np.abs(grouped.values - whole.values).max() <= 1e-4
     assert np.array_equal(grouped.lengths, whole.lengths)
+
+
+def test_runs_hold_at_most_the_cell_cap_and_cover_every_set_once():
+    lengths = np.array([1000, 900, 800, 700, 300, 200, 5000])
+    group = np.argsort(-lengths, kind="stable")
+    runs = split_by_cells(group, lengths, 2000)
+    assert np.array_equal(np.concatenate(runs), group)
+    assert [int(lengths[r].sum()) for r in runs] == [5000, 1900, 2000]  # 5000: a set alone
+    assert all(int(lengths[r].sum()) <= 2000 for r in runs if r.size > 1)
+
+
+def test_capped_model_calls_on_the_cpu_give_the_uncapped_values(bundle_dir):
+    from service.prediction.predictor import CPU_CALL_CELLS, Predictor
+    from service.runtime.bundle import load_bundle
+    from service.runtime.onnx_model import OnnxModel
+
+    model = OnnxModel(load_bundle(bundle_dir), "cpu", precision="fp32")
+    capped = Predictor.for_model(model, 1000)
+    assert capped.call_cells == CPU_CALL_CELLS
+    uncapped = Predictor(model, capped.set_size, capped.baselines)
+    rng = np.random.default_rng(2)
+    sets = [np.stack([rng.normal(90, 12, 1000).clip(40, 180), rng.normal(30, 4, 1000)],
+                     axis=1).astype(np.float32) for _ in range(20)]
+    a, b = capped.run_model(sets), uncapped.run_model(sets)
+    assert np.abs(a.values - b.values).max() <= 1e-4
