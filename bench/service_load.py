@@ -3,8 +3,9 @@
 Modes: `single` (one JSON sample per `POST /v1/predictions`), `bulk-json` and `bulk-arrow`
 (`--bulk` samples per `POST /v1/predictions/bulk`, as JSON or as an Arrow IPC stream). Each row
 gives samples/s; the share of offline (samples/s over HTTP ÷ the bare onnxruntime session's
-patients/s at the same provider, precision and batch 32 × 1,000 cells, measured in the same run:
-on a GPU host, the share of the GPU used over HTTP); the server's CPU per sample (the uvicorn
+patients/s at the same provider and precision, at the size of the service's own model calls:
+8 × 1,000 cells on a CPU, 32 on a GPU; measured in the same run; on a GPU host, the share of
+the GPU used over HTTP); the server's CPU per sample (the uvicorn
 parent and all its worker processes) and the non-model part of it (minus the offline session's
 CPU per patient); latency per request; the mean model batch over all workers; statuses.
 
@@ -43,7 +44,15 @@ from service.api.arrow_codec import ARROW_STREAM, samples_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 CELLS = 1000
-OFFLINE_BATCH = 32  # the service's default HCT_MAX_BATCH_SIZE
+OFFLINE_BATCH = 32  # the service's default HCT_MAX_BATCH_SIZE: its model calls on a GPU
+
+
+def offline_batch(provider: str) -> int:
+    """The batch of the offline ceiling: the service's own model call size on `provider` (on
+    a CPU, `CPU_CALL_CELLS` cells; a larger batch would be a slower, unfair ceiling)."""
+    from service.prediction.predictor import CPU_CALL_CELLS
+
+    return max(1, CPU_CALL_CELLS // CELLS) if provider == "cpu" else OFFLINE_BATCH
 MODES = ("single", "bulk-json", "bulk-arrow", "healthz")
 # `healthz`: GET /healthz through the whole middleware stack and no model, database or body: the
 # framework's own floor per request, against which the non-model CPU of a prediction compares.
@@ -368,7 +377,8 @@ def run(bundle: Path, configs: Sequence[ServerConfig], seconds: float, repeats: 
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(repeats):
             for k, config in enumerate(configs):
-                offline = offline_throughput(bundle, seconds=offline_seconds, provider=provider,
+                offline = offline_throughput(bundle, offline_batch(provider),
+                                             seconds=offline_seconds, provider=provider,
                                              precision=precision)
                 offline_runs.append(offline)
                 where = Path(tmp) / f"load-{round_}-{k}"
@@ -417,7 +427,8 @@ def run(bundle: Path, configs: Sequence[ServerConfig], seconds: float, repeats: 
         rows.append(row)
     return {"bundle": str(bundle), "provider": provider,
             "precision": offline_runs[0]["precision"], "cells_per_sample": CELLS,
-            "offline_batch": OFFLINE_BATCH, "seconds_per_run": seconds, "repeats": repeats,
+            "offline_batch": offline_batch(provider), "seconds_per_run": seconds,
+            "repeats": repeats,
             "offline_patients_per_s": offline_median, "offline_cpu_ms_per_patient": offline_cpu,
             "offline_runs": offline_runs,
             "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
