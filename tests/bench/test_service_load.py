@@ -27,8 +27,10 @@ def test_load_benchmark_runs_real_servers_and_reports_every_column():
         assert row["samples_per_s"] > 0 and 0 < row["share_of_offline"]
         assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
         assert row["server_cpu_ms_per_sample"] > 0
+        # the model's share is the offline session's CPU at the batch this server ran
+        assert row["offline_cpu_ms_at_mean_batch"] > 0
         assert row["non_model_cpu_ms_per_sample"] == (row["server_cpu_ms_per_sample"]
-                                                      - report["offline_cpu_ms_per_patient"])
+                                                      - row["offline_cpu_ms_at_mean_batch"])
         assert row["model_calls_at_once"] >= 1 and row["io_binding"] is False  # from /readyz
     batched, off, bulk = report["rows"]
     assert set(batched["statuses"]) == set(off["statuses"]) == {"201"}
