@@ -410,7 +410,7 @@ def run(bundle: Path, configs: Sequence[ServerConfig], seconds: float, repeats: 
                                   max(r["share_of_offline"] for r in results)]
             # the model's own CPU at the batch the server actually ran (on a CPU a batch of 32
             # sets of 1,000 cells spills the caches: per patient it costs more than a small one)
-            batch = max(1, round(row["mean_batch"]))
+            batch = min(max(1, round(row["mean_batch"])), offline_batch(provider))  # per call
             if batch not in at_batch:
                 at_batch[batch] = offline_throughput(
                     bundle, batch=batch, seconds=3.0, provider=provider, precision=precision,
