@@ -76,8 +76,7 @@ class Predictor:
     def with_model(self, model: OnnxModel) -> Predictor:
         """The same predictor on another session of the same bundle (e.g. other threading)."""
         return Predictor(model, self.set_size, self.baselines, conformal=self.conformal,
-                         quality=self.quality,
-                         call_cells=CPU_CALL_CELLS if model.device == "cpu" else None)
+                         quality=self.quality, call_cells=self.call_cells)
 
     def select_cells(self, cellset: CellSet) -> np.ndarray:
         """The cells the model sees: at most `set_size`, the same subset for the same sample."""
