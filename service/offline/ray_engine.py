@@ -33,11 +33,10 @@ import pyarrow as pa
 from ingestion.errors import IngestionError
 from ingestion.shards import ROWS_PER_SHARD, SETS_PER_SHARD, Shard, iter_shard, plan_shards
 from ingestion.tables.long_format import check_header
-from service.offline.blocks import score_block
+from service.offline.blocks import bundle_files, offline_predictor, score_block
 from service.offline.result_files import RESULT_SCHEMA, write_results
 from service.settings import Settings
 
-BUNDLE_FILES = ("card.json", "model.onnx")
 READ_BLOCK = 256  # samples per block a read task hands on
 _STOPPED = "stopped"  # status of the marker row a shard emits for a file-level error
 _ORDER = [("shard", pa.int64()), ("index", pa.int64())]
@@ -60,7 +59,8 @@ def score_with_ray(source: Path, out: Path, settings: Settings, *, address: str 
     if shards[0].fmt in ("csv", "parquet"):  # a missing column fails here, before any output
         check_header(source, fmt=shards[0].fmt)
     shards = [Shard(**{**asdict(s), "path": str(Path(s.path).resolve())}) for s in shards]
-    bundle = {name: (Path(settings.model_dir) / name).read_bytes() for name in BUNDLE_FILES}
+    bundle = {name: (Path(settings.model_dir) / name).read_bytes()
+              for name in bundle_files(settings.model_dir)}
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -109,6 +109,7 @@ def _dataset(ray: Any, shards: list[Shard], bundle: dict[str, bytes], settings: 
                          compute=ray.data.ActorPoolStrategy(size=pool),
                          fn_constructor_kwargs={
                              "bundle": bundle, "provider": provider,
+                             "precision": settings.model_precision,
                              "set_size": settings.set_size, "batch_size": batch_size},
                          **per_actor))
 
@@ -153,19 +154,16 @@ def _block(shard: int, first: int, payloads: list[bytes]) -> pa.Table:
 
 
 class _Scorer:
-    """One actor: the bundle's ONNX session loaded once, then `score_block` per batch."""
+    """One actor: the bundle's ONNX session loaded once (as `hct score` opens it: same graph
+    by the same precision rule), then `score_block` per batch."""
 
-    def __init__(self, bundle: dict[str, bytes], provider: str, set_size: int,
+    def __init__(self, bundle: dict[str, bytes], provider: str, precision: str, set_size: int,
                  batch_size: int) -> None:
-        from service.prediction.predictor import Predictor
-        from service.runtime.bundle import load_bundle
-        from service.runtime.onnx_model import OnnxModel
-
         folder = Path(tempfile.mkdtemp(prefix="hct-bundle-"))
         for name, data in bundle.items():  # shipped by the driver: no shared model folder
             (folder / name).write_bytes(data)
-        model = OnnxModel(load_bundle(folder), provider, intra_op_threads=1)
-        self.predictor = Predictor.for_model(model, set_size)
+        self.predictor = offline_predictor(folder, provider=provider, precision=precision,
+                                           set_size=set_size, intra_op_threads=1)
         self.batch_size = batch_size
 
     def __call__(self, batch: pa.Table) -> pa.Table:
