@@ -258,3 +258,20 @@ def test_a_small_compressed_stream_is_scored(client):
     r = _post(client, _compressed(300))
     assert r.status_code == 200, r.text
     assert "hematocrit_pct" in r.json()["items"][0]
+
+
+def test_json_ids_holding_brackets_commas_and_escaped_quotes_stay_one_sample_each(client):
+    tricky = [sample(7, patient_id='P-"],[{'), sample(8, patient_id='P-\\\\"}')]
+    body = json.dumps({"note": {"samples": []}, "samples": tricky}, indent=2)
+    r = client.post("/v1/predictions/bulk", content=body,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert [i["patient_id"] for i in r.json()["items"]] == [s["patient_id"] for s in tricky]
+
+
+def test_a_repeated_samples_key_reads_the_last_as_json_does(client):
+    body = ('{"samples": [1, 2, 3], "samples": [' + json.dumps(sample(9)) + "]}").encode()
+    r = client.post("/v1/predictions/bulk", content=body,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert [i.get("patient_id") for i in r.json()["items"]] == ["P-9"]
