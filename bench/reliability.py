@@ -30,6 +30,8 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
+from bench.reliability_bulk_load import bulk_load_rows
+from bench.reliability_bulk_load import markdown_lines as bulk_markdown
 from bench.results_io import write_results
 from tests.reliability.corpus import Case, build_corpus, good_fcs
 from tests.reliability.edge import hct_serve, header_flood, oversized_header, slowloris
@@ -286,6 +288,8 @@ def main() -> None:
         control = control_rows(folder / "control")
         edge = edge_rows(folder / "edge")
         fuzzed = fuzz_rows(folder / "fuzz")
+        (folder / "bulk").mkdir()
+        bulk = bulk_load_rows(folder / "bulk")
     all_statuses = [r["status"] for r in corpus] + [s for f in faults for s in f["statuses"]]
     all_statuses += [r["status"] for r in control if isinstance(r["status"], int)]
     all_statuses += [r["status"] for r in poison if r["case"] != "upload_files_left_after_jobs"]
@@ -343,12 +347,14 @@ def main() -> None:
                   "duplicated |", "|---|---|---|---|---|---|"]
         lines += [f"| {f['case']} | {f['statuses']} | {f['worst_seconds']} | {f['probes_ok']} "
                   f"| {f['lost']} | {f['duplicated']} |" for f in faults]
+    lines += bulk_markdown(bulk)
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     write_results(args.out, "reliability", {"summary": summary, "corpus": corpus,
                                              "faults": faults, "poison_jobs": poison,
                                              "control_characters": control,
-                                             "header_abuse": edge, "schemathesis": fuzzed},
+                                             "header_abuse": edge, "schemathesis": fuzzed,
+                                             "bulk_load": bulk},
                   markdown)
 
 
