@@ -62,3 +62,5 @@ INTERVAL_COVERAGE = Gauge("hct_interval_coverage",
                           ["model_version"])
 QUALITY_SHARE = Gauge("hct_quality_share", "Share of sample-quality verdicts in the window",
                       ["model_version", "status"])
+BULK_REJECTED = Counter("hct_bulk_rejected_total",
+                        "Bulk requests refused because the in-flight bulk bytes were at the limit")

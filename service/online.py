@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import anyio.to_thread
 import numpy as np
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -124,6 +125,18 @@ class OnlinePredictions:
         now, or the Exception that failed that sample only. `keys[i]` is sample i's
         Idempotency-Key (None: no key); samples stored before under their key are replayed.
         """
+        # The replay lookup (a database round trip) and the cell selection of up to
+        # HCT_MAX_BULK_SAMPLES samples run on a worker thread, not on the event loop.
+        out, todo, requests = await anyio.to_thread.run_sync(
+            self._prepare_many, cellsets, principal, source, keys, digest)
+        if todo:
+            for i, result in zip(todo, await self.batcher.submit_many(requests), strict=True):
+                out[i] = result
+        return [r for r in out if r is not None]
+
+    def _prepare_many(self, cellsets: Sequence[CellSet], principal: Principal, source: str,
+                      keys: Sequence[str | None], digest: str
+                      ) -> tuple[list[Stored | Exception | None], list[int], list[OnlineRequest]]:
         replayed = self.replay_many(principal, [k for k in keys if k is not None], digest)
         out: list[Stored | Exception | None] = [None] * len(cellsets)
         todo: list[int] = []
@@ -132,12 +145,9 @@ class OnlinePredictions:
                 out[i] = (replayed[key], False)
             else:
                 todo.append(i)
-        if todo:
-            requests = [OnlineRequest(cellsets[i], self.predictor.select_cells(cellsets[i]),
-                                      principal, source, keys[i], digest) for i in todo]
-            for i, result in zip(todo, await self.batcher.submit_many(requests), strict=True):
-                out[i] = result
-        return [r for r in out if r is not None]
+        requests = [OnlineRequest(cellsets[i], self.predictor.select_cells(cellsets[i]),
+                                  principal, source, keys[i], digest) for i in todo]
+        return out, todo, requests
 
     def replay_many(self, principal: Principal, keys: Sequence[str],
                     digest: str) -> dict[str, Prediction]:

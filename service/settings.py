@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_queue_size: int = Field(256, ge=1)
     # Samples per `POST /v1/predictions/bulk` request (JSON or Arrow); they share model calls.
     max_bulk_samples: int = Field(256, ge=1, le=100_000)
+    # Bytes of bulk request bodies read, decoded or scored at once in this process; a bulk
+    # request past it is a 503 with Retry-After (one is always admitted when none runs).
+    max_bulk_inflight_bytes: int = Field(96 * 1024 * 1024, ge=1024)
     # Cells (after subsampling) per model call: a micro-batch of short samples holds more of
     # them than one of long samples; 0 = only `max_batch_size` counts.
     max_batch_cells: int = Field(0, ge=0)

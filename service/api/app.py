@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.api.bulk_budget import BulkBudget
 from service.api.control_characters import ControlCharacterMiddleware
 from service.api.docs_guard import DocsGuardMiddleware
 from service.api.errors import install_error_handlers
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    model_card.router, cells.router, docs.router, monitoring.router):
         app.include_router(router)
     web.mount(app)
+    app.state.bulk_budget = BulkBudget(settings.max_bulk_inflight_bytes)
     # The last added is outermost: metrics see every answer (413s and the control-character
     # 422s included).
     app.add_middleware(ControlCharacterMiddleware)
