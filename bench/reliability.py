@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
+from bench.reliability_bulk import bulk_main, bulk_markdown, bulk_rows
 from bench.results_io import write_results
 from tests.reliability.corpus import Case, build_corpus, good_fcs
 from tests.reliability.edge import hct_serve, header_flood, oversized_header, slowloris
@@ -274,7 +275,12 @@ def fuzz_rows(folder: Path) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--only", choices=["bulk"], help="run one part alone, own results file")
+    parser.add_argument("--bulk-fuzz", type=int, default=10_000,
+                        help="fuzzed bulk bodies per database")
     args = parser.parse_args()
+    if args.only == "bulk":
+        return bulk_main(args.out, args.bulk_fuzz)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         corpus, server_growth = corpus_rows(folder)
@@ -286,6 +292,7 @@ def main() -> None:
         control = control_rows(folder / "control")
         edge = edge_rows(folder / "edge")
         fuzzed = fuzz_rows(folder / "fuzz")
+        bulk, bulk_summary = bulk_rows(folder / "bulk", args.bulk_fuzz)
     all_statuses = [r["status"] for r in corpus] + [s for f in faults for s in f["statuses"]]
     all_statuses += [r["status"] for r in control if isinstance(r["status"], int)]
     all_statuses += [r["status"] for r in poison if r["case"] != "upload_files_left_after_jobs"]
@@ -343,9 +350,11 @@ def main() -> None:
                   "duplicated |", "|---|---|---|---|---|---|"]
         lines += [f"| {f['case']} | {f['statuses']} | {f['worst_seconds']} | {f['probes_ok']} "
                   f"| {f['lost']} | {f['duplicated']} |" for f in faults]
+    lines += bulk_markdown(bulk, bulk_summary)
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     write_results(args.out, "reliability", {"summary": summary, "corpus": corpus,
+                                             "bulk": {"summaries": bulk_summary, "rows": bulk},
                                              "faults": faults, "poison_jobs": poison,
                                              "control_characters": control,
                                              "header_abuse": edge, "schemathesis": fuzzed},

@@ -75,11 +75,22 @@ def source_literals() -> frozenset[str]:
     return frozenset(out)
 
 
+_SERVED: set[str] = set()
+
+
+def learn_served_text(openapi: Any) -> None:
+    """Add the server's own OpenAPI text (field patterns, enum values) to what a message may
+    quote: validation messages cite a field's pattern, which no request holds."""
+    _SERVED.update(value for _, value in _walk(openapi))
+    _vocabulary.cache_clear()
+
+
 @cache
-def _odd_literals() -> tuple[str, ...]:
-    """Source literals holding control or non-ASCII characters (a regex pattern, a symbol)."""
-    return tuple(sorted((s for s in source_literals() if len(s) >= 4 and _odd(s)),
-                        key=len, reverse=True))
+def _vocabulary() -> tuple[frozenset[str], tuple[str, ...]]:
+    """(every literal, those holding control or non-ASCII characters, longest first)."""
+    words = source_literals() | _SERVED
+    odd = tuple(sorted((w for w in words if len(w) >= 4 and _odd(w)), key=len, reverse=True))
+    return words, odd
 
 
 def _odd(text: str) -> set[str]:
@@ -91,7 +102,7 @@ def _literal_in_source(value: str) -> bool:
     so a leaked NUL or two is never excused by a pattern that happens to contain it."""
     if not (len(value) >= 4 or (value.isascii() and value.isprintable())):
         return False
-    return any(value in s for s in source_literals())
+    return any(value in w for w in _vocabulary()[0])
 
 
 class Request:
@@ -149,11 +160,12 @@ def foreign_strings(request: Request, key: str | None, value: str) -> list[str]:
     if key in _MESSAGE_KEYS:
         for quoted in _QUOTED.findall(value):
             inner = _unquote(quoted)
-            if inner and not request.explains(inner) and not _literal_in_source(inner):
+            if inner and not request.explains(inner) and not _literal_in_source(inner) \
+                    and not _literal_in_source(quoted[1:-1]):
                 out.append(f"{key} quotes {quoted[:200]}")
     rest = value
     if _odd(rest):
-        for literal in _odd_literals():
+        for literal in _vocabulary()[1]:
             rest = rest.replace(literal, "")
     unexplained = [c for c in _odd(rest) if not request.explains(c)]
     if unexplained:
@@ -219,7 +231,9 @@ class LiveServer:
         self.server = self._stack.enter_context(uvicorn_server(self.env, log))
         self.http = self._stack.enter_context(httpx.Client(
             base_url=self.server.url, timeout=60,
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16)))
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16,
+                                keepalive_expiry=2.0)))
+        learn_served_text(self.http.get("/openapi.json").json())
 
     def healthy(self) -> bool:
         assert self.server is not None and self.http is not None
@@ -410,6 +424,11 @@ def bulk_rows(folder: Path, fuzz_count: int = 10_000, seed: int = 0
     return rows, summaries
 
 
+def _cell(text: str) -> str:
+    """Text for a markdown table cell: escaped, one line, bounded."""
+    return repr(text[:300])[1:-1].replace("|", "\\|")
+
+
 def bulk_markdown(rows: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> list[str]:
     lines = ["", "| bulk route (uvicorn) | corpus cases | as expected | bodies fuzzed | "
              "deaths | 5xx / dropped / timeouts | foreign-byte responses | worst s | "
@@ -423,6 +442,21 @@ def bulk_markdown(rows: list[dict[str, Any]], summaries: list[dict[str, Any]]) -
         lines += ["", "| bulk body not as expected | database | bytes | expected | status | "
                   "died | foreign bytes |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['case']} | {r['database']} | {r['bytes']} | {r['expected']} | "
-                  f"{r['status']} | {r['died']} | {'; '.join(r['foreign'])[:300]} |"
+                  f"{r['status']} | {r['died']} | {_cell('; '.join(r['foreign']))} |"
                   for r in bad]
     return lines
+
+
+def bulk_main(out: Path, fuzz_count: int, seed: int = 0) -> None:
+    """`bench.reliability --only bulk`: this part alone, in results/reliability_bulk.*."""
+    import tempfile
+
+    from bench.results_io import write_results
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows, summaries = bulk_rows(Path(tmp), fuzz_count, seed)
+    lines = ["# Reliability: the bulk route under the attack corpus and seeded fuzzing",
+             *bulk_markdown(rows, summaries)]
+    markdown = "\n".join(lines) + "\n"
+    print(markdown)
+    write_results(out, "reliability_bulk", {"summaries": summaries, "rows": rows}, markdown)
