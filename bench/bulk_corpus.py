@@ -260,6 +260,13 @@ def _value_cases() -> list[BulkCase]:
     buf = buffer_of(data, "patient_id", "data")
     out.append(BulkCase("arrow_ids_invalid_utf8", ARROW_STREAM,
                         data[:buf.start] + b"\xff\xfe" + data[buf.start + 2:], "clean"))
+    schema_end = locate(data)[1].start  # the schema message comes first
+    for label, name, expect in (("column", b"patient_id", "rejected"),
+                                ("list_item", b"item", "clean")):
+        at = data.find(name)
+        assert 0 <= at < schema_end
+        out.append(BulkCase(f"arrow_schema_{label}_name_invalid_utf8", ARROW_STREAM,
+                            data[:at] + b"\xff\xfe" + data[at + 2:], expect))
     for label, unit, values in (("seconds_year_300000", "s", [10**13] * n),
                                 ("seconds_before_year_1", "s", [-10**12] * n),
                                 ("ms_int64_max", "ms", [2**63 - 1] * n),
