@@ -10,6 +10,7 @@ sample in request order, with the research-use notice in the schema metadata.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,31 +54,47 @@ class _Cells:
         return self.values[self.offsets[i]:self.offsets[i + 1]] if self.valid[i] else None
 
 
-def read_table(data: bytes | bytearray, max_samples: int) -> pa.Table:
+def read_table(data: bytes | bytearray, max_samples: int,
+               max_decoded_bytes: int = 32 * 1024 * 1024) -> pa.Table:
     """The request's Arrow stream as one table, every batch validated in full before a value is
     read; malformed streams and wrong shapes are 4xx naming the column.
 
     A crafted stream can carry offsets or lengths that point outside its buffers: reading such
     an array returns bytes of the server's memory or crashes the process, so each column is
     checked with `validate(full=True)` (offsets, lengths, UTF-8) first. The schema is checked
-    before the first batch is decoded, and the row count after each batch.
+    before the first batch is decoded, the row count after each batch, and a compressed
+    batch's declared decoded size before it is decompressed (a few KiB of zstd can declare
+    gigabytes): at most `max_decoded_bytes` over the stream, as for an uncompressed body.
     """
     if not data:
         raise ApiError(422, "empty", "the request body is empty: send an Arrow IPC stream",
                        "body")
     try:
-        reader = pa.ipc.open_stream(pa.py_buffer(data))
-    except (pa.ArrowException, OSError, ValueError) as exc:
+        messages = pa.ipc.MessageReader.open_stream(pa.py_buffer(data))
+        first = messages.read_next_message()
+        if first.type != "schema":
+            raise ValueError(f"the first message is a {first.type}, not the schema")
+        schema = pa.ipc.read_schema(first)
+    except (pa.ArrowException, OSError, ValueError, StopIteration) as exc:
         raise _unreadable(exc) from None
-    schema = reader.schema
     _check_columns(schema)
     batches: list[pa.RecordBatch] = []
-    rows = 0
+    rows = decoded = 0
     while True:
         try:
-            batch = reader.read_next_batch()
+            message = messages.read_next_message()
         except StopIteration:
             break
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise _unreadable(exc) from None
+        if message.type != "record batch":
+            raise _unreadable(ValueError(f"unexpected {message.type} message"))
+        decoded += decoded_size(message)
+        if decoded > max_decoded_bytes:
+            raise ApiError(413, "payload_too_large", f"the stream decodes to more than "
+                           f"{max_decoded_bytes} bytes (HCT_MAX_BODY_BYTES)", "body")
+        try:
+            batch = pa.ipc.read_record_batch(message, schema)
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise _unreadable(exc) from None
         rows += batch.num_rows
@@ -91,6 +108,55 @@ def read_table(data: bytes | bytearray, max_samples: int) -> pa.Table:
         raise ApiError(422, "empty", "the stream has no rows: send one row per sample",
                        "body.samples")
     return pa.Table.from_batches(batches, schema=schema).combine_chunks()
+
+
+def decoded_size(message: pa.ipc.Message) -> int:
+    """Bytes a record-batch message occupies once decoded: its body, or for a compressed body
+    the sum of the decoded lengths its buffers declare (read from the flatbuffer metadata and
+    each buffer's 8-byte length prefix, before anything is decompressed)."""
+    body = message.body
+    size = 0 if body is None else body.size
+    try:
+        buffers, compressed = _batch_layout(message.metadata.to_pybytes())
+    except (struct.error, IndexError):
+        raise _unreadable(ValueError("record batch metadata is malformed")) from None
+    if not compressed or body is None:
+        return size
+    view = memoryview(body)
+    total = 0
+    for offset, length in buffers:
+        if length < 8 or offset < 0 or offset + 8 > size:
+            continue  # empty buffer (no prefix), or out of range: the reader refuses it
+        declared = struct.unpack_from("<q", view, offset)[0]
+        total += length - 8 if declared == -1 else max(declared, 0)
+    return total
+
+
+def _batch_layout(meta: bytes) -> tuple[list[tuple[int, int]], bool]:
+    """(offset, length) of each body buffer, and whether the body is compressed, from a
+    `Message` flatbuffer whose header is a `RecordBatch` (Arrow format, Message.fbs)."""
+    message = struct.unpack_from("<I", meta, 0)[0]
+    header = _field(meta, message, 2)  # Message.header
+    if header is None:
+        return [], False
+    batch = header + struct.unpack_from("<I", meta, header)[0]
+    buffers_at = _field(meta, batch, 2)  # RecordBatch.buffers
+    buffers: list[tuple[int, int]] = []
+    if buffers_at is not None:
+        vector = buffers_at + struct.unpack_from("<I", meta, buffers_at)[0]
+        count = struct.unpack_from("<I", meta, vector)[0]
+        buffers = [struct.unpack_from("<qq", meta, vector + 4 + 16 * k) for k in range(count)]
+    return buffers, _field(meta, batch, 3) is not None  # RecordBatch.compression
+
+
+def _field(meta: bytes, table: int, index: int) -> int | None:
+    """Where field `index` of the flatbuffer table at `table` lies (None: absent)."""
+    vtable = table - struct.unpack_from("<i", meta, table)[0]
+    vtable_size = struct.unpack_from("<H", meta, vtable)[0]
+    if 4 + 2 * index >= vtable_size:
+        return None
+    offset = struct.unpack_from("<H", meta, vtable + 4 + 2 * index)[0]
+    return table + offset if offset else None
 
 
 def _unreadable(exc: Exception) -> ApiError:

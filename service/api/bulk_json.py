@@ -1,21 +1,22 @@
 """JSON bulk bodies, read one sample at a time: counted before any sample is validated, and
 never holding more than one sample's values as Python objects.
 
-`{"samples": [...]}` is walked with the standard library's C scanner, which gives each sample's
-place in the text; the count is checked against the limit as it grows, so a body of a hundred
-thousand empty samples is refused before any per-sample work. Each sample's text is then
-validated on its own (`PredictionRequest`, JSON mode, as the single route validates) and turned
-into a `CellSet` of float32 arrays at once, so a request holds its cells as numpy arrays, not as
-lists of Python floats. A body that is not that shape is handed to pydantic, whose error names
-the field exactly as before.
+Where each sample of `{"samples": [...]}` lies is found by vectorised passes over the bytes (no
+parse), so the count is checked against the limit first: a body of a hundred thousand empty
+samples is refused before any per-sample work. Each sample's bytes are then validated on their
+own (`PredictionRequest`, JSON mode, as the single route validates) and turned into a `CellSet`
+of float32 arrays at once, so a request holds its cells as numpy arrays, not as lists of Python
+floats. A body that is not that shape, or not JSON, is handed to pydantic whole, whose error
+names the field exactly as before.
 """
 
 from __future__ import annotations
 
 import json
-import re
+from itertools import pairwise
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from ingestion.cells import CellSet
@@ -26,8 +27,6 @@ from service.api.schemas import PredictionRequest
 
 Item = CellSet | Exception
 Ids = tuple[str | None, str | None]
-_WS = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder()
 
 
 class _NotTheShape(Exception):
@@ -54,9 +53,8 @@ def json_items(data: bytes | bytearray, limit: int, max_cells: int,
                min_cells: int) -> tuple[list[Item], list[Ids]]:
     """Per sample a `CellSet` or the error the single route would give it, and its ids."""
     try:
-        text = data.decode("utf-8")
-        spans = _sample_spans(text, limit)
-    except (_NotTheShape, UnicodeDecodeError, ValueError, RecursionError):
+        spans = sample_spans(data, limit)
+    except (_NotTheShape, ValueError, IndexError, RecursionError):
         _raise_envelope(data, limit)
         raise ApiError(422, "invalid_request", "body: not a JSON object with a samples list",
                        "body") from None
@@ -64,8 +62,10 @@ def json_items(data: bytes | bytearray, limit: int, max_cells: int,
     ids: list[Ids] = []
     for start, end in spans:
         try:
-            body = PredictionRequest.model_validate_json(text[start:end])
+            body = PredictionRequest.model_validate_json(data[start:end])
         except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                _raise_envelope(data, limit)  # the body is not JSON: pydantic says where
             out.append(exc)
             ids.append((None, None))
             continue
@@ -77,63 +77,75 @@ def json_items(data: bytes | bytearray, limit: int, max_cells: int,
     return out, ids
 
 
-def _skip(text: str, i: int) -> int:
-    return _WS.match(text, i).end()  # type: ignore[union-attr]
+_STRUCTURAL = np.zeros(256, dtype=bool)
+_STRUCTURAL[[ord(c) for c in "{}[],:"]] = True
+_CHUNK = 4 * 1024 * 1024
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
 
 
-def _sample_spans(text: str, limit: int) -> list[tuple[int, int]]:
-    """(start, end) of each element of the body's `samples` list (the last, if the key is
-    repeated, as `json` reads it); 413 once more than `limit` are seen."""
-    i = _skip(text, 0)
-    if text[i:i + 1] != "{":
+def sample_spans(data: bytes | bytearray, limit: int) -> list[tuple[int, int]]:
+    """(start, end) byte positions of each element of the body's `samples` list, found with
+    vectorised passes over the bytes (quotes, then the brackets, commas and colons outside
+    strings, then their nesting depth) rather than by parsing; the elements' JSON is checked
+    when each is validated, the rest of the body by parsing it with the list left out.
+
+    Raises `_NotTheShape` where the body is not an object with a `samples` list (the last,
+    if the key repeats, as a JSON parser reads it); 413 when the list holds more than `limit`.
+    """
+    raw = np.frombuffer(data, dtype=np.uint8)
+    quotes = _real_quotes(raw)
+    if quotes.size % 2:
         raise _NotTheShape
-    spans: list[tuple[int, int]] | None = None
-    i = _skip(text, i + 1)
-    if text[i:i + 1] == "}":
+    marks = np.concatenate([np.flatnonzero(_STRUCTURAL[raw[i:i + _CHUNK]]) + i
+                            for i in range(0, max(raw.size, 1), _CHUNK)])
+    marks = marks[np.searchsorted(quotes, marks) % 2 == 0]  # outside strings
+    kinds = raw[marks]
+    step = np.where((kinds == ord("{")) | (kinds == ord("[")), 1,
+                    np.where((kinds == ord("}")) | (kinds == ord("]")), -1, 0))
+    depth = np.cumsum(step) - step  # nesting depth just before each mark
+    if marks.size == 0 or kinds[0] != ord("{") or bytes(data[:marks[0]]).strip():
         raise _NotTheShape
-    while True:
-        if text[i:i + 1] != '"':
-            raise _NotTheShape
-        key, i = _DECODER.raw_decode(text, i)
-        i = _skip(text, i)
-        if text[i:i + 1] != ":":
-            raise _NotTheShape
-        i = _skip(text, i + 1)
-        if key == "samples":
-            spans, i = _elements(text, i, limit)
-        else:
-            _, i = _DECODER.raw_decode(text, i)
-        i = _skip(text, i)
-        if text[i:i + 1] == ",":
-            i = _skip(text, i + 1)
-            continue
-        if text[i:i + 1] == "}":
-            break
+    array = None
+    for k in np.flatnonzero((kinds == ord(":")) & (depth == 1)).tolist():
+        close = int(quotes[np.searchsorted(quotes, marks[k]) - 1])
+        opened = int(quotes[np.searchsorted(quotes, marks[k]) - 2])
+        if json.loads(bytes(data[opened:close + 1])) == "samples":
+            array = k + 1
+    if array is None or kinds[array] != ord("[") or bytes(data[marks[array - 1] + 1:
+                                                                marks[array]]).strip():
         raise _NotTheShape
-    if _skip(text, i + 1) != len(text) or not spans:
+    inner = np.flatnonzero(depth[array + 1:] == 2) + array + 1  # the list's own marks
+    closes = inner[(kinds[inner] == ord("]")) | (kinds[inner] == ord("}"))]
+    if closes.size == 0 or kinds[closes[0]] != ord("]"):
         raise _NotTheShape
+    end = int(closes[0])
+    commas = inner[(inner < end) & (kinds[inner] == ord(","))]
+    if commas.size + 1 > limit:
+        raise too_many(commas.size + 1, limit)
+    bounds = [int(marks[array]), *marks[commas].tolist(), int(marks[end])]
+    spans = [(a + 1, b) for a, b in pairwise(bounds)]
+    skeleton = bytes(data[:marks[array] + 1]) + bytes(data[marks[end]:])
+    if not isinstance(json.loads(skeleton), dict):
+        raise _NotTheShape
+    if len(spans) == 1 and not bytes(data[spans[0][0]:spans[0][1]]).strip():
+        raise _NotTheShape  # an empty list: pydantic's too_short
     return spans
 
 
-def _elements(text: str, i: int, limit: int) -> tuple[list[tuple[int, int]], int]:
-    if text[i:i + 1] != "[":
-        raise _NotTheShape
-    spans: list[tuple[int, int]] = []
-    i = _skip(text, i + 1)
-    if text[i:i + 1] == "]":
-        return spans, i + 1
-    while True:
-        _, end = _DECODER.raw_decode(text, i)
-        spans.append((i, end))
-        if len(spans) > limit:
-            raise too_many(f"more than {limit}", limit)
-        i = _skip(text, end)
-        if text[i:i + 1] == ",":
-            i = _skip(text, i + 1)
-            continue
-        if text[i:i + 1] == "]":
-            return spans, i + 1
-        raise _NotTheShape
+def _real_quotes(raw: np.ndarray) -> np.ndarray:
+    """Positions of the double quotes that open or close a string (not escaped ones)."""
+    quotes = np.flatnonzero(raw == _QUOTE)
+    escaped = quotes[(quotes > 0) & (raw[np.maximum(quotes - 1, 0)] == _BACKSLASH)]
+    if escaped.size == 0:
+        return quotes
+    drop = []
+    for q in escaped.tolist():
+        run = 0
+        while q - run - 1 >= 0 and raw[q - run - 1] == _BACKSLASH:
+            run += 1
+        if run % 2:
+            drop.append(q)
+    return np.setdiff1d(quotes, np.asarray(drop, dtype=quotes.dtype), assume_unique=True)
 
 
 def _raise_envelope(data: bytes | bytearray, limit: int) -> None:

@@ -138,7 +138,7 @@ def _decode(media: str, data: bytes | bytearray, settings: Settings,
         items, ids = json_items(data, settings.max_bulk_samples, settings.max_cells,
                                 settings.min_cells)
         return items, ids, digest
-    table = read_table(data, settings.max_bulk_samples)
+    table = read_table(data, settings.max_bulk_samples, settings.max_body_bytes)
     cellsets: list[Item] = list(cellsets_from_table(table, max_cells=settings.max_cells,
                                                     min_cells=settings.min_cells))
     arrow_ids = list(zip(table["patient_id"].to_pylist(), table["sample_id"].to_pylist(),

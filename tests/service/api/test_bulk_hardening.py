@@ -228,3 +228,50 @@ def test_a_bulk_body_over_the_in_flight_budget_is_503_with_retry_after(settings)
         r = _post(client, one_row_stream())  # alone, even a body over the budget runs
         assert r.status_code == 200, r.text
         assert budget.in_flight == 0
+
+
+def _compressed(cells: int, codec: str = "zstd") -> bytes:
+    table = pa.table({"patient_id": ["P-1"], "sample_id": ["S-1"],
+                      "volume_fl": pa.array([[90.0] * cells], pa.list_(pa.float32())),
+                      "hemoglobin_pg": pa.array([[30.0] * cells], pa.list_(pa.float32()))})
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression=codec)
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+@pytest.mark.parametrize("codec", ["zstd", "lz4"])
+def test_a_compressed_stream_declaring_more_than_the_body_limit_is_413_before_decoding(
+        settings, codec):
+    data = _compressed(1_000_000, codec)  # 8 MB of cells in a few KiB
+    assert len(data) < 64 * 1024
+    app = create_app(settings.model_copy(update={"max_body_bytes": 1024 * 1024}))
+    with TestClient(app) as client:
+        r = _post(client, data)
+        assert r.status_code == 413, r.text
+        assert r.json()["error"]["code"] == "payload_too_large"
+        assert "HCT_MAX_BODY_BYTES" in r.json()["error"]["message"]
+
+
+def test_a_small_compressed_stream_is_scored(client):
+    r = _post(client, _compressed(300))
+    assert r.status_code == 200, r.text
+    assert "hematocrit_pct" in r.json()["items"][0]
+
+
+def test_json_ids_holding_brackets_commas_and_escaped_quotes_stay_one_sample_each(client):
+    tricky = [sample(7, patient_id='P-"],[{'), sample(8, patient_id='P-\\\\"}')]
+    body = json.dumps({"note": {"samples": []}, "samples": tricky}, indent=2)
+    r = client.post("/v1/predictions/bulk", content=body,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert [i["patient_id"] for i in r.json()["items"]] == [s["patient_id"] for s in tricky]
+
+
+def test_a_repeated_samples_key_reads_the_last_as_json_does(client):
+    body = ('{"samples": [1, 2, 3], "samples": [' + json.dumps(sample(9)) + "]}").encode()
+    r = client.post("/v1/predictions/bulk", content=body,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert [i.get("patient_id") for i in r.json()["items"]] == ["P-9"]
