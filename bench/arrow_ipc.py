@@ -43,6 +43,7 @@ class Message:
     length_at: int | None  # position of the batch's row count (int64)
     nodes: tuple[Node, ...]
     buffers: tuple[Buffer, ...]
+    codec: str | None = None  # "lz4" / "zstd" when the body's buffers are compressed
 
 
 def _u32(data: bytes, pos: int) -> int:
@@ -87,6 +88,8 @@ def messages(data: bytes) -> list[Message]:
         meta_len = struct.unpack_from("<i", data, pos + 4)[0]
         if meta_len == 0:
             break
+        if meta_len < 0:
+            raise ValueError(f"negative metadata length at {pos}")
         meta = pos + 8
         root = _deref(data, meta)
         kind_at = _field(data, root, 1)
@@ -94,7 +97,9 @@ def messages(data: bytes) -> list[Message]:
         body_at = _field(data, root, 3)
         body_length = struct.unpack_from("<q", data, body_at)[0] if body_at is not None else 0
         body = meta + meta_len
-        length_at, nodes, buffers = None, (), ()
+        if body_length < 0:
+            raise ValueError(f"negative body length at {pos}")
+        length_at, nodes, buffers, codec = None, (), (), None
         header_at = _field(data, root, 2)
         if kind in (RECORD_BATCH, DICTIONARY_BATCH) and header_at is not None:
             batch = _deref(data, header_at)
@@ -104,8 +109,12 @@ def messages(data: bytes) -> list[Message]:
             length_at = _field(data, batch, 0)
             nodes = tuple(Node(p, a, b) for p, a, b in _structs(data, batch, 1))
             buffers = tuple(Buffer(p, body + a, b) for p, a, b in _structs(data, batch, 2))
+            compression_at = _field(data, batch, 3)
+            if compression_at is not None:
+                codec_at = _field(data, _deref(data, compression_at), 0)
+                codec = "zstd" if codec_at is not None and data[codec_at] == 1 else "lz4"
         out.append(Message(pos, meta, meta_len, body, body_length, body_at, kind, length_at,
-                           nodes, buffers))
+                           nodes, buffers, codec))
         pos = body + body_length
     return out
 
@@ -180,3 +189,30 @@ def patch(data: bytes, pos: int, fmt: str, value: int) -> bytes:
     out = bytearray(data)
     struct.pack_into("<" + fmt, out, pos, value)
     return bytes(out)
+
+
+def decoded_buffers(data: bytes, limit: int = 64 << 20) -> list[bytes]:
+    """The decompressed buffers of every compressed batch of a (possibly hostile) stream, as
+    far as they decode: what a reader holds besides the stream's own bytes. Each buffer is an
+    int64 decoded length (-1: stored as is) and the codec's frame."""
+    out: list[bytes] = []
+    try:
+        found = messages(data)
+    except (ValueError, IndexError, struct.error):
+        return out
+    for m in found:
+        if m.codec is None:
+            continue
+        for b in m.buffers:
+            if b.length < 8 or b.start < 0 or b.start + b.length > len(data):
+                continue
+            size = struct.unpack_from("<q", data, b.start)[0]
+            payload = data[b.start + 8:b.start + b.length]
+            if size == -1:
+                out.append(payload)
+            elif 0 <= size <= limit:
+                try:
+                    out.append(pa.decompress(payload, size, codec=m.codec).to_pybytes())
+                except (pa.ArrowException, OSError, ValueError):
+                    pass
+    return out

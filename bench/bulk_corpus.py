@@ -11,6 +11,7 @@ outside the request).
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,9 +48,10 @@ def base_samples(k: int = 3, n: int = CELLS) -> list[dict[str, Any]]:
     return [sample(i, n) for i in range(k)]
 
 
-def _stream(table: pa.Table) -> bytes:
+def _stream(table: pa.Table, compression: str | None = None) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    options = pa.ipc.IpcWriteOptions(compression=compression)
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 
@@ -102,6 +104,27 @@ def _past_the_body_cases() -> list[BulkCase]:
         out.append(BulkCase(f"arrow_last_column_patient_id_offsets_{past}_past_body",
                             ARROW_STREAM, _offsets_patch(data, "patient_id", 3, length + past),
                             "rejected"))
+    return out
+
+
+def _compressed_cases() -> list[BulkCase]:
+    """Compressed batches: each buffer is an int64 decoded length and the codec's frame; the
+    declared length is what a reader allocates."""
+    table = _table(base_samples())
+    out = []
+    for codec in ("lz4", "zstd"):
+        data = _stream(table, codec)
+        out.append(BulkCase(f"arrow_{codec}_valid", ARROW_STREAM, data, "clean"))
+        for column, role in (("patient_id", "data"), ("volume_fl.item", "values")):
+            at = buffer_of(data, column, role).start
+            for label, value, expect in (("2pow40", 2**40, "rejected"),
+                                         ("2pow62", 2**62, "rejected"),
+                                         ("negative", -5, "rejected"),
+                                         ("one_short", None, "rejected"),
+                                         ("stored_as_is", -1, "clean")):
+                size = struct.unpack_from("<q", data, at)[0] - 1 if value is None else value
+                out.append(BulkCase(f"arrow_{codec}_{column}_{role}_decoded_length_{label}",
+                                    ARROW_STREAM, patch(data, at, "q", size), expect))
     return out
 
 
@@ -357,6 +380,7 @@ def bulk_corpus() -> list[BulkCase]:
                       "answered")]
     cases += _string_offset_cases(data)
     cases += _past_the_body_cases()
+    cases += _compressed_cases()
     cases += _list_offset_cases(data)
     cases += _metadata_cases(data)
     cases += _truncated_cases(data)

@@ -55,7 +55,11 @@ def _arrow_hot(data: bytes) -> tuple[tuple[int, int], ...]:
         hot += [(n.descriptor, 8) for n in m.nodes] + [(n.descriptor + 8, 8) for n in m.nodes]
         hot += [(b.descriptor, 8) for b in m.buffers]
         hot += [(b.descriptor + 8, 8) for b in m.buffers]
+        if m.codec is not None:  # each buffer's declared decoded length
+            hot += [(b.start, 8) for b in m.buffers if b.length >= 8]
         for (_, role), b in zip(buffer_roles(schema), m.buffers, strict=True):
+            if m.codec is not None:
+                break
             if role == "offsets":
                 hot += [(b.start + i, 4) for i in range(0, b.length, 4)]
     return tuple(hot)
@@ -71,7 +75,20 @@ def seeds(cells: int = 210) -> list[Seed]:
         arrow = samples_stream(samples)
         out.append(Seed(f"arrow_{name}", ARROW_STREAM, arrow, _arrow_hot(arrow)))
         out.append(Seed(f"json_{name}", JSON, json.dumps({"samples": samples}).encode(), ()))
+    zstd = _compressed(plain, "zstd")
+    out.append(Seed("arrow_zstd", ARROW_STREAM, zstd, _arrow_hot(zstd)))
     return out
+
+
+def _compressed(samples: list[dict[str, Any]], codec: str) -> bytes:
+    import pyarrow as pa
+
+    table = pa.ipc.open_stream(samples_stream(samples)).read_all()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema,
+                           options=pa.ipc.IpcWriteOptions(compression=codec)) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def _int_overwrite(rng: random.Random, data: bytearray, seed: Seed) -> None:

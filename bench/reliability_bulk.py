@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from bench.arrow_ipc import decoded_buffers
 from bench.bulk_corpus import JSON, BulkCase, bulk_corpus
 from bench.bulk_fuzz import fuzzed
 from service.api.arrow_codec import ARROW_STREAM
@@ -111,11 +112,14 @@ class Request:
     def __init__(self, content_type: str, body: bytes) -> None:
         self.body = body
         self.strings = [body.decode("utf-8", "replace"), body.decode("latin-1")]
+        self.blobs = [body]
         if content_type == JSON:
             try:
                 self.strings += list(_json_strings(json.loads(body)))
             except (ValueError, RecursionError):
                 pass
+        else:  # a compressed batch's strings are in its decoded buffers, not in the body
+            self.blobs += decoded_buffers(body)
 
     def explains(self, text: str) -> bool:
         """`text` (or its truncation marker stripped) is a slice of the request."""
@@ -124,7 +128,8 @@ class Request:
         for piece in text.split("\ufffd"):
             if not piece:
                 continue
-            if piece.encode("utf-8", "surrogatepass") in self.body:
+            raw = piece.encode("utf-8", "surrogatepass")
+            if any(raw in blob for blob in self.blobs):
                 continue
             if not any(piece in s for s in self.strings):
                 return False
@@ -237,12 +242,14 @@ class LiveServer:
 
     def healthy(self) -> bool:
         assert self.server is not None and self.http is not None
-        if not alive(self.server.pid):
-            return False
-        try:
-            return self.http.get("/healthz", timeout=10).status_code == 200
-        except httpx.HTTPError:
-            return False
+        for _ in (1, 2):  # twice: the pooled connection may be one a 500 closed
+            if not alive(self.server.pid):
+                return False
+            try:
+                return self.http.get("/healthz", timeout=10).status_code == 200
+            except httpx.TransportError:
+                pass
+        return False
 
     def restart_if_dead(self) -> bool:
         """True when the server had died (and a new one now runs)."""
