@@ -30,7 +30,10 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
-from bench.reliability_bulk import bulk_main, bulk_markdown, bulk_rows
+from bench.reliability_bulk import bulk_main, bulk_rows
+from bench.reliability_bulk import bulk_markdown as bulk_fuzz_markdown
+from bench.reliability_bulk_load import bulk_load_rows
+from bench.reliability_bulk_load import markdown_lines as bulk_markdown
 from bench.results_io import write_results
 from tests.reliability.corpus import Case, build_corpus, good_fcs
 from tests.reliability.edge import hct_serve, header_flood, oversized_header, slowloris
@@ -292,7 +295,9 @@ def main() -> None:
         control = control_rows(folder / "control")
         edge = edge_rows(folder / "edge")
         fuzzed = fuzz_rows(folder / "fuzz")
-        bulk, bulk_summary = bulk_rows(folder / "bulk", args.bulk_fuzz)
+        (folder / "bulk").mkdir()
+        bulk = bulk_load_rows(folder / "bulk")
+        bulk_fuzz, bulk_fuzz_summary = bulk_rows(folder / "bulk_fuzz", args.bulk_fuzz)
     all_statuses = [r["status"] for r in corpus] + [s for f in faults for s in f["statuses"]]
     all_statuses += [r["status"] for r in control if isinstance(r["status"], int)]
     all_statuses += [r["status"] for r in poison if r["case"] != "upload_files_left_after_jobs"]
@@ -350,14 +355,17 @@ def main() -> None:
                   "duplicated |", "|---|---|---|---|---|---|"]
         lines += [f"| {f['case']} | {f['statuses']} | {f['worst_seconds']} | {f['probes_ok']} "
                   f"| {f['lost']} | {f['duplicated']} |" for f in faults]
-    lines += bulk_markdown(bulk, bulk_summary)
+    lines += bulk_markdown(bulk)
+    lines += bulk_fuzz_markdown(bulk_fuzz, bulk_fuzz_summary)
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     write_results(args.out, "reliability", {"summary": summary, "corpus": corpus,
-                                             "bulk": {"summaries": bulk_summary, "rows": bulk},
+                                             "bulk_fuzz": {"summaries": bulk_fuzz_summary,
+                                                           "rows": bulk_fuzz},
                                              "faults": faults, "poison_jobs": poison,
                                              "control_characters": control,
-                                             "header_abuse": edge, "schemathesis": fuzzed},
+                                             "header_abuse": edge, "schemathesis": fuzzed,
+                                             "bulk_load": bulk},
                   markdown)
 
 

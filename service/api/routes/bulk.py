@@ -133,7 +133,7 @@ async def _read_body(request: Request, declared: int | None) -> bytes | bytearra
 def _decode(media: str, data: bytes | bytearray, settings: Settings,
             keyed: bool) -> tuple[list[Item], list[Ids], str]:
     """Samples (or their errors), their ids, and the request digest, from the body."""
-    digest = request_digest(media.encode(), bytes(data)) if keyed else ""
+    digest = request_digest(media.encode(), data) if keyed else ""
     if media != ARROW_STREAM:
         items, ids = json_items(data, settings.max_bulk_samples, settings.max_cells,
                                 settings.min_cells)
