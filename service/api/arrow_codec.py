@@ -308,7 +308,9 @@ def cellsets_from_table(table: pa.Table, *, max_cells: int,
         try:
             out.append(_row(i, ids, lab_columns, volume, hemoglobin, max_cells, min_cells))
         except (IngestionError, ApiError) as exc:
-            out.append(exc)
+            # Kept until the response is written: without its traceback, whose frames hold
+            # the row's cells as float64 copies.
+            out.append(exc.with_traceback(None))
     return out
 
 

@@ -66,14 +66,14 @@ def json_items(data: bytes | bytearray, limit: int, max_cells: int,
         except ValidationError as exc:
             if any(e["type"] == "json_invalid" for e in exc.errors()):
                 _raise_envelope(data, limit)  # the body is not JSON: pydantic says where
-            out.append(exc)
+            out.append(exc.with_traceback(None))  # its frames hold the sample's values
             ids.append((None, None))
             continue
         ids.append((body.patient_id, body.sample_id))
         try:
             out.append(cellset_from_request(body, max_cells=max_cells, min_cells=min_cells))
         except (IngestionError, ApiError) as exc:
-            out.append(exc)
+            out.append(exc.with_traceback(None))  # its frames hold the sample's cells
     return out, ids
 
 

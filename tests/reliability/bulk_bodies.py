@@ -22,11 +22,16 @@ def stream(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def sample(seed: int, n: int = N_CELLS, patient_id: str | None = None) -> dict:
+def sample(seed: int, n: int = N_CELLS, patient_id: str | None = None,
+           swapped: bool = False) -> dict:
+    """A valid sample; `swapped`: its channels swapped, refused only once fully read."""
     rng = np.random.default_rng(seed)
+    volume = rng.normal(90.0, 12.0, n).clip(40, 160).tolist()
+    hemoglobin = rng.normal(30.0, 3.0, n).clip(12, 50).tolist()
+    if swapped:
+        volume, hemoglobin = hemoglobin, volume
     return {"patient_id": patient_id or f"P-{seed}", "sample_id": f"S-{seed}",
-            "volume_fl": rng.normal(90.0, 12.0, n).clip(40, 160).tolist(),
-            "hemoglobin_pg": rng.normal(30.0, 3.0, n).clip(12, 50).tolist()}
+            "volume_fl": volume, "hemoglobin_pg": hemoglobin}
 
 
 def one_row_stream() -> bytes:
@@ -52,14 +57,15 @@ def patched_list_offset(end: int) -> bytes:
     return bytes(data)
 
 
-def max_arrow_body(limit: int, samples: int = 256) -> bytes:
-    """An Arrow stream of `samples` valid samples filling about 95% of `limit` bytes."""
+def max_arrow_body(limit: int, samples: int = 256, swapped: bool = False) -> bytes:
+    """An Arrow stream of `samples` samples filling about 95% of `limit` bytes."""
     cells = int(limit * 0.95 / samples / 8)
-    return samples_stream([sample(i, cells) for i in range(samples)])
+    return samples_stream([sample(i, cells, swapped=swapped) for i in range(samples)])
 
 
-def max_json_body(limit: int, samples: int = 256) -> bytes:
-    """A JSON bulk body of `samples` valid samples filling about 95% of `limit` bytes."""
+def max_json_body(limit: int, samples: int = 256, swapped: bool = False) -> bytes:
+    """A JSON bulk body of `samples` samples filling about 95% of `limit` bytes."""
     one = len(json.dumps(sample(0, 1000)))
     cells = int(limit * 0.95 / samples / one * 1000)
-    return json.dumps({"samples": [sample(i, cells) for i in range(samples)]}).encode()
+    return json.dumps({"samples": [sample(i, cells, swapped=swapped)
+                                   for i in range(samples)]}).encode()
