@@ -30,6 +30,8 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
+from bench.reliability_bulk import bulk_main, bulk_rows
+from bench.reliability_bulk import bulk_markdown as bulk_fuzz_markdown
 from bench.reliability_bulk_load import bulk_load_rows
 from bench.reliability_bulk_load import markdown_lines as bulk_markdown
 from bench.results_io import write_results
@@ -276,7 +278,12 @@ def fuzz_rows(folder: Path) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--only", choices=["bulk"], help="run one part alone, own results file")
+    parser.add_argument("--bulk-fuzz", type=int, default=10_000,
+                        help="fuzzed bulk bodies per database")
     args = parser.parse_args()
+    if args.only == "bulk":
+        return bulk_main(args.out, args.bulk_fuzz)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         corpus, server_growth = corpus_rows(folder)
@@ -290,6 +297,7 @@ def main() -> None:
         fuzzed = fuzz_rows(folder / "fuzz")
         (folder / "bulk").mkdir()
         bulk = bulk_load_rows(folder / "bulk")
+        bulk_fuzz, bulk_fuzz_summary = bulk_rows(folder / "bulk_fuzz", args.bulk_fuzz)
     all_statuses = [r["status"] for r in corpus] + [s for f in faults for s in f["statuses"]]
     all_statuses += [r["status"] for r in control if isinstance(r["status"], int)]
     all_statuses += [r["status"] for r in poison if r["case"] != "upload_files_left_after_jobs"]
@@ -348,9 +356,12 @@ def main() -> None:
         lines += [f"| {f['case']} | {f['statuses']} | {f['worst_seconds']} | {f['probes_ok']} "
                   f"| {f['lost']} | {f['duplicated']} |" for f in faults]
     lines += bulk_markdown(bulk)
+    lines += bulk_fuzz_markdown(bulk_fuzz, bulk_fuzz_summary)
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     write_results(args.out, "reliability", {"summary": summary, "corpus": corpus,
+                                             "bulk_fuzz": {"summaries": bulk_fuzz_summary,
+                                                           "rows": bulk_fuzz},
                                              "faults": faults, "poison_jobs": poison,
                                              "control_characters": control,
                                              "header_abuse": edge, "schemathesis": fuzzed,
