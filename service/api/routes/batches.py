@@ -35,7 +35,7 @@ from service.tenancy import Principal
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 _CREATED = {**replayed(BatchCreated, "An idempotent retry: the job the first upload created"),
-            **errors(401, 403, 409, 413, 422, 503)}
+            **errors(400, 401, 403, 409, 413, 422, 503)}
 _READ = errors(401, 403, 404, 422, 503)
 _FAILED = {409: {"model": ErrorResponse,
                  "description": "The batch failed as a whole (`job_failed`); the message says "

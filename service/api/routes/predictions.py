@@ -79,7 +79,8 @@ async def create_prediction(principal: PredictScope, body: PredictionBody, respo
     return _respond(response, record, created)
 
 
-@router.post("/fcs", response_model=PredictionResponse, status_code=201, responses=_CREATED,
+@router.post("/fcs", response_model=PredictionResponse, status_code=201,
+             responses={**_CREATED, **errors(400)},
              summary="Predict hematocrit from one FCS file",
              description=f"Multipart upload of one FCS 2.0/3.0/3.1 file (field `file`). {NOTICE}")
 async def create_prediction_from_fcs(
