@@ -120,10 +120,10 @@ def test_another_tenants_samples_do_not_change_a_tenants_view(tenants):
     _post_samples(tenants, B, 20, measured=40.0, seed=1)
     before = _view(tenants, B)
     (own,) = before["models"]
-    assert before["tenant"] == "lab-b" and "tenants" not in before
     assert own["samples_seen"] == 20 and own["agreement"]["bias_pct"] is not None
     _post_samples(tenants, A, 40, measured=70.0, seed=2)  # lab-a: a very different bias
     assert _view(tenants, B) == before
+    assert before["tenant"] == "lab-b" and "tenants" not in before
     (theirs,) = _view(tenants, A)["models"]
     assert theirs["samples_seen"] == 40
     assert theirs["agreement"]["bias_pct"] < own["agreement"]["bias_pct"] - 20
