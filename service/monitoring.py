@@ -19,6 +19,7 @@ thread-safe (fed from the online store thread and the job runner).
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from collections import deque
@@ -154,6 +155,14 @@ class _Window:
             if o.lower_pct is not None and o.upper_pct is not None:
                 self.covered.append(o.lower_pct <= m <= o.upper_pct)
 
+    def clone(self) -> _Window:
+        """An independent copy (same samples, counters and alarms)."""
+        twin = copy.copy(self)
+        twin.values = {f: d.copy() for f, d in self.values.items()}
+        twin.statuses, twin.residuals = self.statuses.copy(), self.residuals.copy()
+        twin.covered = self.covered.copy()
+        return twin
+
     def drift(self) -> dict[str, float | None]:
         ref = self.reference
         out: dict[str, float | None] = {}
@@ -234,8 +243,12 @@ class Monitor:
         self.min_samples = min_samples
         self._references = dict(references or {})
         self._windows: dict[str, _Window] = {}  # all traffic, per model version
-        self._tenant_windows: dict[tuple[str, str], _Window] = {}  # (tenant, version)
         self._snapshots: dict[str, dict[str, Any]] = {}
+        # While one tenant alone has sent a version's traffic, its window is the all-traffic
+        # one (no second copy to feed); a second tenant splits it off.
+        self._sole: dict[str, str] = {}  # version -> that tenant
+        self._split: set[str] = set()  # versions whose tenants have windows of their own
+        self._tenant_windows: dict[tuple[str, str], _Window] = {}  # (tenant, version)
         self._tenant_snapshots: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
         for version in self._references:
@@ -256,21 +269,37 @@ class Monitor:
             touched: dict[str, _Window] = {}
             touched_tenants: dict[tuple[str, str], _Window] = {}
             for o in batch:
-                w = self._window(o.model_version)
+                v = o.model_version
+                w = self._window(v)
+                tw = self._tenant_window(o.tenant, v, w)
                 w.add(o)
-                touched[o.model_version] = w
-                key = (o.tenant, o.model_version)
-                tw = self._tenant_windows.get(key)
-                if tw is None:
-                    tw = self._tenant_windows[key] = _Window(o.model_version,
-                                                             self._references.get(o.model_version))
-                tw.add(o)
-                touched_tenants[key] = tw
+                touched[v] = w
+                if tw is not None:
+                    tw.add(o)
+                    touched_tenants[(o.tenant, v)] = tw
             for version, w in touched.items():
                 self._snapshots[version] = snap = w.update()
                 _export(shown(snap, self.min_samples))
             for key, tw in touched_tenants.items():
                 self._tenant_snapshots[key] = tw.update()
+
+    def _tenant_window(self, tenant: str, version: str, overall: _Window) -> _Window | None:
+        """The tenant's own window of `version`; None while it is the all-traffic one."""
+        tw = self._tenant_windows.get((tenant, version))
+        if tw is not None:
+            return tw
+        sole = self._sole.get(version)
+        if version not in self._split and sole in (None, tenant):
+            self._sole[version] = tenant
+            return None
+        if sole is not None:  # a second tenant: the first keeps what was all traffic so far
+            first = self._tenant_windows[(sole, version)] = overall.clone()
+            self._tenant_snapshots[(sole, version)] = first.update()
+            del self._sole[version]
+            self._split.add(version)
+        tw = self._tenant_windows[(tenant, version)] = _Window(version,
+                                                               self._references.get(version))
+        return tw
 
     def observe(self, record: Observation | Mapping[str, Any]) -> None:
         """`observe_many` of one record."""
@@ -284,6 +313,7 @@ class Monitor:
                 raw = dict(self._snapshots)
             else:
                 raw = {v: s for (t, v), s in self._tenant_snapshots.items() if t == tenant}
+                raw |= {v: self._snapshots[v] for v, t in self._sole.items() if t == tenant}
                 for version, ref in self._references.items():  # the served model, no traffic
                     if version not in raw:
                         raw[version] = _Window(version, ref).update()
@@ -294,7 +324,7 @@ class Monitor:
     def tenants(self) -> list[str]:
         """The tenants whose predictions the monitor has seen."""
         with self._lock:
-            return sorted({t for t, _ in self._tenant_windows})
+            return sorted({t for t, _ in self._tenant_windows} | set(self._sole.values()))
 
     def _window(self, version: str) -> _Window:
         w = self._windows.get(version)

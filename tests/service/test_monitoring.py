@@ -201,3 +201,22 @@ def test_the_default_minimum_window_is_the_settings_default() -> None:
     assert Settings.model_fields["monitoring_min_samples"].default == DEFAULT_MIN_SAMPLES
     with pytest.raises(ValueError, match="min_samples"):
         Monitor.from_card(CARD, min_samples=0)
+
+
+def test_a_second_tenant_splits_the_first_ones_window_off_intact(
+        in_distribution: dict[str, Any]) -> None:
+    """While one tenant alone sends traffic its window is the all-traffic one; the first
+    sample of a second tenant (here mid-batch) leaves each with exactly its own samples."""
+    rows = in_distribution["records"]
+    a = [{**r, "tenant": "lab-a"} for r in rows[:40]]
+    b = [{**r, "tenant": "lab-b", "measured_hematocrit_pct": 10.0} for r in rows[40:70]]
+    monitor = Monitor.from_card(CARD)
+    monitor.observe_many(a[:30])
+    assert monitor.snapshot("lab-a")["models"] == monitor.snapshot()["models"]
+    monitor.observe_many([a[30], b[0], a[31], *b[1:], *a[32:]])
+    (own_a,), (own_b,) = (monitor.snapshot(t)["models"] for t in ("lab-a", "lab-b"))
+    alone = Monitor.from_card(CARD)
+    alone.observe_many(a)
+    assert own_a == alone.snapshot()["models"][0]
+    assert own_b["samples_seen"] == 30 and own_b["agreement"]["bias_pct"] > 20
+    assert monitor.snapshot()["models"][0]["samples_seen"] == 70
