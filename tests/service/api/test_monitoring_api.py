@@ -202,3 +202,19 @@ def test_the_minimum_window_is_a_setting(settings):
         monitor.observe_many([_row("test-0", 50.0)])
         assert client.get("/v1/monitoring").json()["models"][0]["agreement"]["bias_pct"] == -4.0
     assert Settings(_env_file=None).monitoring_min_samples == 20
+
+
+def test_a_tenants_batch_job_feeds_only_its_own_view(tenants):
+    import time
+
+    from tests.service.api.test_batches_api import export_csv
+
+    job = tenants.post("/v1/batches", files={"file": ("x.csv", export_csv(3), "text/csv")},
+                       headers=A)
+    assert job.status_code == 202, job.text
+    deadline = time.monotonic() + 60
+    while _view(tenants, A)["models"][0]["samples_seen"] < 3:
+        assert time.monotonic() < deadline, "the batch never reached lab-a's view"
+        time.sleep(0.1)
+    assert _view(tenants, B)["models"][0]["samples_seen"] == 0
+    assert _view(tenants, ADMIN)["tenants"]["lab-a"]["models"][0]["samples_seen"] == 3
