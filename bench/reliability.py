@@ -34,6 +34,8 @@ from bench.reliability_bulk import bulk_main, bulk_rows
 from bench.reliability_bulk import bulk_markdown as bulk_fuzz_markdown
 from bench.reliability_bulk_load import bulk_load_rows
 from bench.reliability_bulk_load import markdown_lines as bulk_markdown
+from bench.reliability_tenancy import markdown as tenancy_markdown
+from bench.reliability_tenancy import tenancy_rows
 from bench.results_io import write_results
 from tests.reliability.corpus import Case, build_corpus, good_fcs
 from tests.reliability.edge import hct_serve, header_flood, oversized_header, slowloris
@@ -298,6 +300,8 @@ def main() -> None:
         (folder / "bulk").mkdir()
         bulk = bulk_load_rows(folder / "bulk")
         bulk_fuzz, bulk_fuzz_summary = bulk_rows(folder / "bulk_fuzz", args.bulk_fuzz)
+        (folder / "tenancy").mkdir()
+        tenancy = tenancy_rows(folder / "tenancy")
     all_statuses = [r["status"] for r in corpus] + [s for f in faults for s in f["statuses"]]
     all_statuses += [r["status"] for r in control if isinstance(r["status"], int)]
     all_statuses += [r["status"] for r in poison if r["case"] != "upload_files_left_after_jobs"]
@@ -315,6 +319,7 @@ def main() -> None:
         "header_abuse_as_expected": f"{sum(r['ok'] for r in edge)}/{len(edge)}",
         "schemathesis_cases": sum(f["cases"] for f in fuzzed),
         "schemathesis_failures": sum(f["failures"] for f in fuzzed),
+        "monitoring_tenancy_as_expected": f"{sum(r['ok'] for r in tenancy)}/{len(tenancy)}",
         "hangs": sum(r["verdict"] == "hang" for r in corpus),
         "worst_reader_peak_growth_mib": max(r["reader_peak_growth_mib"] or 0 for r in corpus),
         "server_vmhwm_growth_mib": server_growth,
@@ -350,6 +355,7 @@ def main() -> None:
     lines += [f"| {f['database']} | {f['operations']} | {f['cases']} | {f['statuses']} | "
               f"{f['server_errors']} | {f['failures']} {f['failure_kinds']} | {f['seconds']} |"
               for f in fuzzed]
+    lines += ["", *tenancy_markdown(tenancy)]
     if faults:
         lines += ["", "| database fault | statuses | worst s | healthz/metrics < 1 s | lost | "
                   "duplicated |", "|---|---|---|---|---|---|"]
@@ -365,7 +371,8 @@ def main() -> None:
                                              "faults": faults, "poison_jobs": poison,
                                              "control_characters": control,
                                              "header_abuse": edge, "schemathesis": fuzzed,
-                                             "bulk_load": bulk},
+                                             "bulk_load": bulk,
+                                             "monitoring_tenancy": tenancy},
                   markdown)
 
 

@@ -119,7 +119,8 @@ def build_components(settings: Settings) -> Components:
         log.error("start-up inference failed: %s", check.error)
     engine = open_database(settings)
     writer = make_writer(settings)
-    monitor = Monitor.from_card(model.bundle.card)
+    monitor = Monitor.from_card(model.bundle.card,
+                                min_samples=settings.monitoring_min_samples)
     return Components(settings=settings, engine=engine, model=model, predictor=predictor,
                       online=OnlinePredictions(online_predictor, engine, writer, monitor,
                                                settings, workers),

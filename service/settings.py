@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Whose predictions go to that LIS (one link per deployment); empty: every tenant's, which
     # is refused when the keys name more than one tenant (one lab's LIS, another's patients).
     hl7_mllp_tenants: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # /v1/monitoring and /metrics hide a figure over fewer samples than this (a small window's
+    # mean is close to one patient's own value); the default is DEFAULT_MIN_SAMPLES there.
+    monitoring_min_samples: int = Field(20, ge=1, le=100_000)
 
     @field_validator("api_keys", mode="before")
     @classmethod

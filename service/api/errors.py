@@ -72,7 +72,8 @@ async def _api(_: Request, exc: ApiError) -> JSONResponse:
 
 async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _STATUS_CODES.get(exc.status_code, "error")
-    return error_response(exc.status_code, code, str(exc.detail),
+    field = "body" if exc.status_code == 400 else None  # a form body that cannot be parsed
+    return error_response(exc.status_code, code, str(exc.detail), field,
                           headers=getattr(exc, "headers", None))
 
 
