@@ -22,6 +22,7 @@ from service.api.middleware import (
     MetricsMiddleware,
     SecurityHeadersMiddleware,
 )
+from service.api.openapi_document import install_document_fixes
 from service.api.routes import (
     batches,
     bulk,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    model_card.router, cells.router, docs.router, monitoring.router):
         app.include_router(router)
     web.mount(app)
+    install_document_fixes(app)
     # The last added is outermost: metrics see every answer (413s and the control-character
     # 422s included).
     app.add_middleware(ControlCharacterMiddleware)

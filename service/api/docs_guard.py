@@ -44,11 +44,12 @@ class DocsGuardMiddleware:
             return
         request = Request(scope)
         try:
-            authenticate(request.headers, state.settings.key_entries)
+            authenticate(request.headers, state.settings.key_entries, allow_basic=True)
         except Rejected as exc:
             await audit_rejection(state, request, exc)
-            headers = {"WWW-Authenticate": 'Basic realm="hct", Bearer'} if exc.status == 401 \
-                else exc.headers
+            # Basic alone: Chromium answers no login prompt to `Basic realm="hct", Bearer`
+            headers = {"WWW-Authenticate": 'Basic realm="hct", charset="UTF-8"'} \
+                if exc.status == 401 else exc.headers
             response = error_response(exc.status, exc.code, exc.message, exc.field, headers)
             await response(scope, receive, send)
             return
