@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from ingestion.cells import CellSet, LabValues
 from ingestion.errors import IngestionError
 from service.api.errors import ApiError
 from service.api.sample_input import check_cell_count
+from service.collection_time import CollectionTimeError, aware, parse
 from service.prediction.mapper import RESULT_COLUMNS
 from service.prediction.notice import NOTICE
 
@@ -107,24 +108,43 @@ def _cells(column: pa.ChunkedArray | pa.Array) -> _Cells:
     return _Cells(offsets, values, valid)
 
 
-def cellsets_from_table(table: pa.Table, *, max_cells: int,
-                        min_cells: int) -> list[CellSet | IngestionError | ApiError]:
-    """One `CellSet` per row, or the error that row alone earns (same checks as JSON)."""
+def cellsets_from_table(table: pa.Table, *, max_cells: int, min_cells: int,
+                        zone: tzinfo) -> list[CellSet | IngestionError | ApiError]:
+    """One `CellSet` per row, or the error that row alone earns (same checks as JSON); a
+    `collected_at` without an offset (string or timestamp without a zone) is read in `zone`."""
     volume, hemoglobin = _cells(table["volume_fl"]), _cells(table["hemoglobin_pg"])
     ids = {name: table[name].to_pylist() for name in ID_COLUMNS}
-    lab_columns = {name: table[name].to_pylist() for name in LAB_COLUMNS
+    lab_columns = {name: _values(table[name]) for name in LAB_COLUMNS
                    if name in table.column_names}
     out: list[CellSet | IngestionError | ApiError] = []
     for i in range(table.num_rows):
         try:
-            out.append(_row(i, ids, lab_columns, volume, hemoglobin, max_cells, min_cells))
+            out.append(_row(i, ids, lab_columns, volume, hemoglobin, max_cells, min_cells,
+                            zone))
         except (IngestionError, ApiError) as exc:
             out.append(exc)
     return out
 
 
+def _values(column: pa.ChunkedArray) -> list[Any]:
+    """A column as Python values; a timestamp outside datetime's years becomes the error its
+    row alone answers (pyarrow refuses the whole column otherwise)."""
+    try:
+        return column.to_pylist()
+    except (OverflowError, ValueError):
+        return [_value(scalar) for scalar in column]
+
+
+def _value(scalar: pa.Scalar) -> Any:
+    try:
+        return scalar.as_py()
+    except (OverflowError, ValueError):
+        return CollectionTimeError(f"collected_at = {scalar.value} ({scalar.type}): outside "
+                                   "years 0001 to 9999")
+
+
 def _row(i: int, ids: dict[str, list[Any]], lab: dict[str, list[Any]], volume: _Cells,
-         hemoglobin: _Cells, max_cells: int, min_cells: int) -> CellSet:
+         hemoglobin: _Cells, max_cells: int, min_cells: int, zone: tzinfo) -> CellSet:
     v, h = volume.row(i), hemoglobin.row(i)
     for name, cells in (("volume_fl", v), ("hemoglobin_pg", h)):
         if cells is None:
@@ -134,12 +154,12 @@ def _row(i: int, ids: dict[str, list[Any]], lab: dict[str, list[Any]], volume: _
     check_cell_count(v.size, max_cells, "volume_fl")
     values = {name: column[i] for name, column in lab.items()}
     collected = values.get("collected_at")
+    if isinstance(collected, CollectionTimeError):
+        raise collected
     if isinstance(collected, str):
-        try:
-            values["collected_at"] = datetime.fromisoformat(collected)
-        except ValueError:
-            raise IngestionError(f"collected_at = {collected!r}: must be an ISO 8601 time",
-                                 kind="validation", field="collected_at") from None
+        values["collected_at"] = parse(collected, zone)
+    elif isinstance(collected, datetime):
+        values["collected_at"] = aware(collected, zone)
     return CellSet(ids["patient_id"][i], ids["sample_id"][i], v, h,
                    lab=LabValues(**values), min_cells=min_cells)
 

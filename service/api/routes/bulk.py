@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from datetime import tzinfo
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -73,12 +74,13 @@ async def create_predictions_bulk(principal: PredictScope, request: Request, sta
     if media == ARROW_STREAM:
         table = read_table(data, settings.max_bulk_samples)
         items: list[Item] = cellsets_from_table(table, max_cells=settings.max_cells,
-                                                min_cells=settings.min_cells)
+                                                min_cells=settings.min_cells,
+                                                zone=settings.local_zone)
         ids = list(zip(table["patient_id"].to_pylist(), table["sample_id"].to_pylist(),
                        strict=True))
     elif media in (_JSON, ""):
         items, ids = _json_items(data, settings.max_bulk_samples, settings.max_cells,
-                                 settings.min_cells)
+                                 settings.min_cells, settings.local_zone)
     else:
         raise ApiError(415, "unsupported_media_type", f"Content-Type {media!r}: send "
                        f"{_JSON} or {ARROW_STREAM}", "header.content-type")
@@ -106,8 +108,8 @@ async def create_predictions_bulk(principal: PredictScope, request: Request, sta
                     media_type=_JSON, headers=headers)
 
 
-def _json_items(data: bytes, limit: int, max_cells: int,
-                min_cells: int) -> tuple[list[Item], list[tuple[str | None, str | None]]]:
+def _json_items(data: bytes, limit: int, max_cells: int, min_cells: int,
+                zone: tzinfo) -> tuple[list[Item], list[tuple[str | None, str | None]]]:
     """Samples of a JSON body: validated in one pass when all are valid; otherwise each sample
     on its own, so one bad sample gets the error the single route gives and the rest still run.
     """
@@ -128,7 +130,8 @@ def _json_items(data: bytes, limit: int, max_cells: int,
             continue
         ids.append((body.patient_id, body.sample_id))
         try:
-            out.append(cellset_from_request(body, max_cells=max_cells, min_cells=min_cells))
+            out.append(cellset_from_request(body, max_cells=max_cells, min_cells=min_cells,
+                                            zone=zone))
         except (IngestionError, ApiError) as exc:
             out.append(exc)
     return out, ids
