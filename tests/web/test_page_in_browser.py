@@ -8,6 +8,7 @@ import io
 import json
 import os
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -74,6 +75,8 @@ def test_fcs_upload_shows_the_value_the_api_stored(server, tmp_path):
         page.get_by_label("FCS file", exact=True).set_input_files(str(fcs))
         page.get_by_label("Sex", exact=True).select_option("F")
         page.get_by_label("Measured hematocrit, % (optional)", exact=True).fill("41.5")
+        page.get_by_label("Collected at (optional, the lab's local time)", exact=True).fill(
+            "2026-03-04T05:06:07")
         page.get_by_role("button", name="Estimate hematocrit").click()
         page.locator("#history-table tbody tr").first.wait_for()
         shown = page.locator("#hct-value").inner_text()
@@ -85,6 +88,10 @@ def test_fcs_upload_shows_the_value_the_api_stored(server, tmp_path):
         baselines = page.locator("#baselines tbody tr").all_inner_texts()
         assert len(baselines) == 1 + len(stored["baselines"])
         assert "41.5 %" in page.locator("#measured-value").inner_text()
+        # read in the service's zone (UTC here) and shown as the API states it, with offset
+        assert page.locator("#collected").inner_text() == stored["lab"]["collected_at"]
+        assert datetime.fromisoformat(stored["lab"]["collected_at"]) == datetime(
+            2026, 3, 4, 5, 6, 7, tzinfo=UTC)
         assert page.locator("#scatter canvas").count() == 1
         assert page.locator("#hist-volume canvas").count() == 1
         assert "MCV" in page.locator("#vol-caption").inner_text()
