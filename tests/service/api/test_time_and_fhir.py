@@ -261,3 +261,15 @@ def test_an_unknown_time_zone_is_refused_at_start_up(monkeypatch):
     assert Settings(_env_file=None).local_zone == ZoneInfo(BERLIN)
     monkeypatch.delenv("HCT_LOCAL_TIMEZONE")
     assert Settings(_env_file=None).local_zone == ZoneInfo("UTC")  # the default
+
+
+def test_hct_score_rows_read_a_naive_time_in_the_configured_zone(settings, tmp_path):
+    from service.offline.local import score_file
+
+    source = tmp_path / "export.csv"
+    source.write_bytes(_batch_csv("2026-03-04T05:06:07", n=2))
+    out = tmp_path / "rows.csv"
+    zoned = settings.model_copy(update={"local_timezone": BERLIN})
+    assert score_file(source, out, zoned, progress=False) == (2, 0)
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["collected_at"] for r in rows] == ["2026-03-04T05:06:07+01:00"] * 2
