@@ -4,6 +4,7 @@ when keys are configured: they map every route an attacker could try.
 A guard in front of the routes, whoever serves them (FastAPI's defaults or self-hosted pages),
 so it holds whatever the docs routes become. A browser is asked for HTTP Basic credentials
 (any user name, the API key as password), which it then sends with the schema request too.
+These paths are the only ones that take Basic: `/v1` wants the key header (`security.py`).
 """
 
 from __future__ import annotations
