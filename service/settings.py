@@ -7,6 +7,7 @@ development the settings refuse the defaults that are unsafe for a hospital netw
 from __future__ import annotations
 
 import os
+from datetime import tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -92,6 +93,8 @@ class Settings(BaseSettings):
     # /v1/monitoring and /metrics hide a figure over fewer samples than this (a small window's
     # mean is close to one patient's own value); the default is DEFAULT_MIN_SAMPLES there.
     monitoring_min_samples: int = Field(20, ge=1, le=100_000)
+    # The zone a collection time without a UTC offset is read in (service/collection_time.py).
+    local_timezone: str = "UTC"
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -117,6 +120,21 @@ class Settings(BaseSettings):
         if len(set(digests)) != len(digests):
             raise ValueError("HCT_API_KEYS lists one key digest twice")
         return keys
+
+    @field_validator("local_timezone")
+    @classmethod
+    def _is_iana_zone(cls, name: str) -> str:
+        from service.collection_time import zone_named
+
+        zone_named(name)  # raises ValueError naming the setting
+        return name
+
+    @property
+    def local_zone(self) -> tzinfo:
+        """`HCT_LOCAL_TIMEZONE` as a zone."""
+        from service.collection_time import zone_named
+
+        return zone_named(self.local_timezone)
 
     @property
     def key_entries(self) -> list[KeyEntry]:

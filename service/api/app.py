@@ -23,6 +23,7 @@ from service.api.middleware import (
     MetricsMiddleware,
     SecurityHeadersMiddleware,
 )
+from service.api.openapi_document import install_document_fixes
 from service.api.routes import (
     batches,
     bulk,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     web.mount(app)
     app.state.bulk_budget = BulkBudget(settings.max_bulk_inflight_bytes)
+    install_document_fixes(app)
     # The last added is outermost: metrics see every answer (413s and the control-character
     # 422s included).
     app.add_middleware(ControlCharacterMiddleware)

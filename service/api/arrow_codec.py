@@ -13,7 +13,7 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from ingestion.errors import IngestionError
 from service.api.errors import ApiError
 from service.api.sample_input import check_cell_count
 from service.api.schemas import CONTROL_CHARACTERS
+from service.collection_time import aware
 from service.prediction.mapper import RESULT_COLUMNS
 from service.prediction.notice import NOTICE
 
@@ -297,9 +298,10 @@ def _lab_column(table: pa.Table, name: str) -> list[Any]:
                        f"read ({_clip(str(exc), 200)})", f"body.{name}") from None
 
 
-def cellsets_from_table(table: pa.Table, *, max_cells: int,
-                        min_cells: int) -> list[CellSet | IngestionError | ApiError]:
-    """One `CellSet` per row, or the error that row alone earns (same checks as JSON)."""
+def cellsets_from_table(table: pa.Table, *, max_cells: int, min_cells: int,
+                        zone: tzinfo) -> list[CellSet | IngestionError | ApiError]:
+    """One `CellSet` per row, or the error that row alone earns (same checks as JSON); a
+    `collected_at` without an offset (string or timestamp without a zone) is read in `zone`."""
     volume, hemoglobin = _cells(table["volume_fl"]), _cells(table["hemoglobin_pg"])
     ids = {name: table[name].to_pylist() for name in ID_COLUMNS}
     lab_columns = {name: _lab_column(table, name) for name in LAB_COLUMNS
@@ -307,7 +309,8 @@ def cellsets_from_table(table: pa.Table, *, max_cells: int,
     out: list[CellSet | IngestionError | ApiError] = []
     for i in range(table.num_rows):
         try:
-            out.append(_row(i, ids, lab_columns, volume, hemoglobin, max_cells, min_cells))
+            out.append(_row(i, ids, lab_columns, volume, hemoglobin, max_cells, min_cells,
+                            zone))
         except (IngestionError, ApiError) as exc:
             # Kept until the response is written: without its traceback, whose frames hold
             # the row's cells as float64 copies.
@@ -329,7 +332,7 @@ def _check_id(name: str, value: object) -> None:
 
 
 def _row(i: int, ids: dict[str, list[Any]], lab: dict[str, list[Any]], volume: _Cells,
-         hemoglobin: _Cells, max_cells: int, min_cells: int) -> CellSet:
+         hemoglobin: _Cells, max_cells: int, min_cells: int, zone: tzinfo) -> CellSet:
     for name in ID_COLUMNS:
         _check_id(name, ids[name][i])
     v, h = volume.row(i), hemoglobin.row(i)
@@ -347,10 +350,12 @@ def _row(i: int, ids: dict[str, list[Any]], lab: dict[str, list[Any]], volume: _
                              kind="validation", field="collected_at")
     if isinstance(collected, str):
         try:
-            values["collected_at"] = datetime.fromisoformat(collected)
+            collected = datetime.fromisoformat(collected.strip())
         except ValueError:
             raise IngestionError(f"collected_at = {shown_id(collected)}: must be an ISO 8601 "
                                  "time", kind="validation", field="collected_at") from None
+    if isinstance(collected, datetime):
+        values["collected_at"] = aware(collected, zone)
     sex = values.get("sex")
     if sex is not None and sex not in ("F", "M"):
         raise IngestionError(f"sex = {shown_id(sex)}: must be 'F' or 'M'", kind="validation",

@@ -13,6 +13,7 @@ names the field exactly as before.
 from __future__ import annotations
 
 import json
+from datetime import tzinfo
 from itertools import pairwise
 from typing import Annotated, Any
 
@@ -49,9 +50,10 @@ def too_many(count: int | str, limit: int) -> ApiError:
                     "per request (HCT_MAX_BULK_SAMPLES)", "body.samples")
 
 
-def json_items(data: bytes | bytearray, limit: int, max_cells: int,
-               min_cells: int) -> tuple[list[Item], list[Ids]]:
-    """Per sample a `CellSet` or the error the single route would give it, and its ids."""
+def json_items(data: bytes | bytearray, limit: int, max_cells: int, min_cells: int,
+               zone: tzinfo) -> tuple[list[Item], list[Ids]]:
+    """Per sample a `CellSet` or the error the single route would give it, and its ids; a
+    `collected_at` without an offset is read in `zone`."""
     try:
         spans = sample_spans(data, limit)
     except (_NotTheShape, ValueError, IndexError, RecursionError):
@@ -71,7 +73,8 @@ def json_items(data: bytes | bytearray, limit: int, max_cells: int,
             continue
         ids.append((body.patient_id, body.sample_id))
         try:
-            out.append(cellset_from_request(body, max_cells=max_cells, min_cells=min_cells))
+            out.append(cellset_from_request(body, max_cells=max_cells, min_cells=min_cells,
+                                            zone=zone))
         except (IngestionError, ApiError) as exc:
             out.append(exc.with_traceback(None))  # its frames hold the sample's cells
     return out, ids

@@ -18,6 +18,7 @@ from ingestion.cells import CellSet
 from ingestion.errors import IngestionError, SampleError
 from ingestion.sources import iter_source
 from model.progress import progress_bar
+from service.collection_time import localized
 from service.offline.blocks import offline_predictor, score_block
 from service.offline.result_files import write_results
 from service.settings import Settings
@@ -56,7 +57,8 @@ def score_file(source: Path, out: Path, settings: Settings, *, progress: bool = 
             counts["done" if row["status"] == "done" else "error"] += 1
         return rows
 
-    items = iter_source(source, min_cells=settings.min_cells, max_cells=settings.max_cells)
+    items = localized(iter_source(source, min_cells=settings.min_cells,
+                                  max_cells=settings.max_cells), settings.local_zone)
     first = next(items, None)  # a file unreadable from the start raises before `out` exists
 
     def rows(bar) -> Iterator[dict[str, object]]:

@@ -33,6 +33,7 @@ import pyarrow as pa
 from ingestion.errors import IngestionError
 from ingestion.shards import ROWS_PER_SHARD, SETS_PER_SHARD, Shard, iter_shard, plan_shards
 from ingestion.tables.long_format import check_header
+from service.collection_time import localized, zone_named
 from service.offline.blocks import bundle_files, offline_predictor, score_block
 from service.offline.result_files import RESULT_SCHEMA, write_results
 from service.settings import Settings
@@ -104,7 +105,8 @@ def _dataset(ray: Any, shards: list[Shard], bundle: dict[str, bytes], settings: 
     items = [{"shard": i, "spec": json.dumps(asdict(s))} for i, s in enumerate(shards)]
     return (ray.data.from_items(items, override_num_blocks=max(1, len(items)))
             .map_batches(_read_shards, batch_size=1, fn_kwargs={
-                "min_cells": settings.min_cells, "max_cells": settings.max_cells})
+                "min_cells": settings.min_cells, "max_cells": settings.max_cells,
+                "zone": settings.local_timezone})
             .map_batches(_Scorer, batch_size=batch_size, batch_format="pyarrow",
                          compute=ray.data.ActorPoolStrategy(size=pool),
                          fn_constructor_kwargs={
@@ -127,15 +129,16 @@ def _ordered_rows(dataset: Any) -> Iterator[dict[str, Any]]:
             yield row
 
 
-def _read_shards(batch: dict[str, np.ndarray], min_cells: int,
-                 max_cells: int) -> Iterator[pa.Table]:
+def _read_shards(batch: dict[str, np.ndarray], min_cells: int, max_cells: int,
+                 zone: str) -> Iterator[pa.Table]:
     """A read task: the samples of its shard, pickled, in blocks of `READ_BLOCK`."""
     for shard_no, spec in zip(batch["shard"], batch["spec"], strict=True):
         shard = Shard(**json.loads(str(spec)))
         block: list[bytes] = []
         first = 0
         try:
-            for item in iter_shard(shard, min_cells=min_cells, max_cells=max_cells):
+            for item in localized(iter_shard(shard, min_cells=min_cells, max_cells=max_cells),
+                                  zone_named(zone)):
                 block.append(pickle.dumps(item))
                 if len(block) == READ_BLOCK:
                     yield _block(int(shard_no), first, block)

@@ -136,11 +136,12 @@ def _decode(media: str, data: bytes | bytearray, settings: Settings,
     digest = request_digest(media.encode(), data) if keyed else ""
     if media != ARROW_STREAM:
         items, ids = json_items(data, settings.max_bulk_samples, settings.max_cells,
-                                settings.min_cells)
+                                settings.min_cells, settings.local_zone)
         return items, ids, digest
     table = read_table(data, settings.max_bulk_samples, settings.max_body_bytes)
     cellsets: list[Item] = list(cellsets_from_table(table, max_cells=settings.max_cells,
-                                                    min_cells=settings.min_cells))
+                                                    min_cells=settings.min_cells,
+                                                    zone=settings.local_zone))
     arrow_ids = list(zip(table["patient_id"].to_pylist(), table["sample_id"].to_pylist(),
                          strict=True))
     return cellsets, arrow_ids, digest

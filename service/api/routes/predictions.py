@@ -33,6 +33,7 @@ from service.api.responses import (
 )
 from service.api.sample_input import cellset_from_request
 from service.api.schemas import MAX_OFFSET, PRINTABLE, PredictionPage, PredictionResponse
+from service.collection_time import parse
 from service.components import Components
 from service.db.audit import record_audit
 from service.db.predictions import get_prediction as load_prediction
@@ -71,7 +72,8 @@ async def create_prediction(principal: PredictScope, body: PredictionBody, respo
                             idempotency_key: IdempotencyKey = None) -> PredictionResponse:
     # the key and its scope are checked before the body is parsed (parameter order)
     cellset = cellset_from_request(body, max_cells=state.settings.max_cells,
-                                   min_cells=state.settings.min_cells)
+                                   min_cells=state.settings.min_cells,
+                                   zone=state.settings.local_zone)
     # The digest only matters for a retry: no key, no re-serialisation of 1,000s of cells.
     digest = "" if idempotency_key is None else request_digest(body.model_dump_json().encode())
     record, created = await state.online.predict(cellset, principal=principal, source="api",
@@ -92,14 +94,18 @@ async def create_prediction_from_fcs(
     rbc_count_e12_per_l: Annotated[float | None, Form(gt=_RBC.low, le=_RBC.high)] = None,
     sex: Annotated[str | None, Form(pattern="^[FM]$")] = None,
     age_years: Annotated[float | None, Form(ge=_AGE.low, le=_AGE.high)] = None,
+    collected_at: Annotated[str | None, Form(
+        max_length=64, description="ISO 8601 collection time; without an offset it is read "
+                                   "in HCT_LOCAL_TIMEZONE")] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> PredictionResponse:
     data = await file.read()
     if not data:
         raise ApiError(422, "empty", "the uploaded file is empty", "body.file")
+    collected = parse(collected_at, state.settings.local_zone) if collected_at else None
     lab = LabValues(measured_hematocrit_pct=measured_hematocrit_pct,
                     rbc_count_e12_per_l=rbc_count_e12_per_l, sex=sex,  # type: ignore[arg-type]
-                    age_years=age_years)
+                    age_years=age_years, collected_at=collected)
     stem = (file.filename or "").rsplit("/", 1)[-1].rsplit(".", 1)[0] or None
     try:
         cellset = await run_in_threadpool(
@@ -109,7 +115,7 @@ async def create_prediction_from_fcs(
         exc.field = "file"  # the form field; the message names the FCS keyword or segment
         raise
     form = f"{patient_id}|{sample_id}|{measured_hematocrit_pct}|{rbc_count_e12_per_l}|{sex}|" \
-           f"{age_years}"
+           f"{age_years}" + ("" if collected_at is None else f"|{collected_at}")
     digest = "" if idempotency_key is None else request_digest(data, form.encode())
     record, created = await state.online.predict(cellset, principal=principal, source="fcs",
                                                  key=idempotency_key, digest=digest)
