@@ -5,13 +5,16 @@ retries and errors.
 The request handler validates and calls `OnlinePredictions.predict`; the batcher's first stage
 pads and runs the model for the whole batch, its second stage (`_store_batch`, on its own
 thread) computes indices and baselines vectorised over the batch and writes every prediction,
-idempotency key and audit entry in one transaction.
+idempotency key and audit entry in one transaction. Each batch has `HCT_DATABASE_TIMEOUT_S`
+for the database from the moment its model call ends, waiting behind earlier batches included,
+so a silent database cannot stack one wait per batch onto a request.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +28,7 @@ from service.db.audit import AuditEntry, record_audit, record_audits
 from service.db.idempotency import IdempotencyRecord, replayed_id
 from service.db.idempotency_many import replayed_ids
 from service.db.predictions import get_prediction
+from service.db.transaction import transaction
 from service.db.writer import PredictionWriter
 from service.monitoring import Monitor, Observation
 from service.prediction.prediction import Prediction
@@ -93,6 +97,7 @@ class OnlinePredictions:
         self.engine = engine
         self.writer = writer
         self.monitor = monitor
+        self.database_timeout_s = settings.database_timeout_s
         self.batcher = MicroBatcher(self._run_model, then=self._store_batch,
                                     max_batch_size=settings.max_batch_size,
                                     max_delay_ms=settings.max_queue_delay_ms,
@@ -144,7 +149,7 @@ class OnlinePredictions:
         """Key → stored prediction for the keys seen before (one query, one transaction)."""
         if not keys:
             return {}
-        with self.engine.begin() as conn:
+        with transaction(self.engine, end=self._deadline()) as conn:
             ids = replayed_ids(conn, principal.tenant, keys, digest, "prediction")
             if not ids:
                 return {}
@@ -160,7 +165,7 @@ class OnlinePredictions:
         request."""
         if key is None:
             return None  # no key, nothing to replay: no database round trip
-        with self.engine.begin() as conn:
+        with transaction(self.engine, end=self._deadline()) as conn:
             prediction_id = replayed_id(conn, principal.tenant, key, digest, "prediction")
             if prediction_id is None:
                 return None
@@ -168,26 +173,32 @@ class OnlinePredictions:
                          action="replay", resource="prediction", resource_id=prediction_id)
             return get_prediction(conn, prediction_id, tenant=principal.tenant)
 
-    def _run_model(self, requests: list[OnlineRequest]) -> ModelBatch:
-        return self.predictor.run_model([r.cells for r in requests])
+    def _deadline(self) -> float:
+        return time.monotonic() + self.database_timeout_s
+
+    def _run_model(self, requests: list[OnlineRequest]) -> tuple[float, ModelBatch]:
+        batch = self.predictor.run_model([r.cells for r in requests])
+        return self._deadline(), batch  # the database's time starts once the model is done
 
     def _store_batch(self, requests: Sequence[OnlineRequest],
-                     batch: ModelBatch) -> list[Stored | Exception]:
+                     output: tuple[float, ModelBatch]) -> list[Stored | Exception]:
         """Finish and persist one micro-batch in one transaction.
 
         If the batch transaction fails on a unique key (a concurrent retry with the same
         Idempotency-Key won the race), every request is stored on its own instead, so one
         duplicate cannot fail its neighbours.
         """
+        end, batch = output
         predictions = self.predictor.finish([r.cellset for r in requests], batch,
                                             sources=[r.source for r in requests],
                                             tenants=[r.principal.tenant for r in requests])
         try:
-            with self.engine.begin() as conn:
+            with transaction(self.engine, end=end) as conn:
                 self._write(conn, requests, predictions)
             results: list[Stored | Exception] = [(p, True) for p in predictions]
         except IntegrityError:
-            results = [self._store_one(r, p) for r, p in zip(requests, predictions, strict=True)]
+            results = [self._store_one(r, p, end)
+                       for r, p in zip(requests, predictions, strict=True)]
         created = [r[0] for r in results if not isinstance(r, Exception) and r[1]]
         for prediction in created:
             metrics.PREDICTIONS_STORED.labels(prediction.source).inc()
@@ -205,9 +216,10 @@ class OnlinePredictions:
             audits=[AuditEntry(r.principal.fingerprint, "create", "prediction", p.id,
                                tenant=r.principal.tenant) for r, p in pairs])
 
-    def _store_one(self, request: OnlineRequest, prediction: Prediction) -> Stored | Exception:
+    def _store_one(self, request: OnlineRequest, prediction: Prediction,
+                   end: float) -> Stored | Exception:
         try:
-            with self.engine.begin() as conn:
+            with transaction(self.engine, end=end) as conn:
                 self._write(conn, [request], [prediction])
             return prediction, True
         except IntegrityError as exc:

@@ -17,14 +17,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.exc import OperationalError
 
 from ingestion.cells import CellSet
 from ingestion.errors import IngestionError
 from service import metrics
 from service.api.arrow_codec import ARROW_STREAM, cellsets_from_table, read_table, results_stream
 from service.api.dependencies import PredictScope, StateDep
-from service.api.errors import ApiError, _location
+from service.api.errors import ApiError, _location, storage_answer
 from service.api.idempotency import IdempotencyKey, request_digest
 from service.api.sample_input import cellset_from_request
 from service.api.schemas import ErrorResponse, PredictionRequest, PredictionResponse
@@ -180,9 +179,8 @@ def _error(exc: Exception) -> tuple[str, str, str | None]:
         return exc.code, exc.message, exc.field
     if isinstance(exc, IdempotencyConflict):
         return "idempotency_key_reused", str(exc), "header.idempotency-key"
-    if isinstance(exc, OperationalError):
-        return ("database_unavailable", "the database is unavailable; nothing was stored, "
-                "retry later", None)
+    if (stored := storage_answer(exc)) is not None:
+        return stored.code, stored.message, None
     log.error("bulk sample failed: %s", type(exc).__name__, exc_info=exc)
     return "internal_error", "internal error; see the service log", None
 
