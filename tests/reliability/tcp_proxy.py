@@ -27,6 +27,7 @@ class Trigger:
     needle: bytes
     action: Literal["silence", "cut"]
     delivered: bool  # whether the message holding the needle reaches the server first
+    after: bytes = b""  # only on a connection that sent this first (b"INSERT INTO predictions")
 
 
 class TcpProxy:
@@ -54,11 +55,12 @@ class TcpProxy:
         return len(live)
 
     def on_query(self, needle: bytes, action: Literal["silence", "cut"], *,
-                 delivered: bool) -> None:
-        """Arm a one-shot fault on the next client message holding `needle`: the proxy goes
-        silent (or, 0.3 s later so the server has acted on it, cuts every connection)."""
+                 delivered: bool, after: bytes = b"") -> None:
+        """Arm a one-shot fault on the next client message holding `needle` (on a connection
+        that sent `after` before): the proxy goes silent (or, 0.3 s later so the server has
+        acted on the message, cuts every connection)."""
         self.fired.clear()
-        self._trigger = Trigger(needle, action, delivered)
+        self._trigger = Trigger(needle, action, delivered, after)
 
     def close(self) -> None:
         self._closed = True
@@ -119,12 +121,15 @@ class TcpProxy:
         self.fired.set()
 
     def _pump(self, src: socket.socket, dst: socket.socket, to_server: bool) -> None:
+        primed = False  # this connection sent the trigger's `after`
         try:
             while data := src.recv(65536):
                 trigger = self._trigger
-                if to_server and trigger is not None and trigger.needle in data:
-                    self._fire(trigger, data, dst)
-                    continue
+                if to_server and trigger is not None:
+                    if trigger.needle in data and (primed or not trigger.after):
+                        self._fire(trigger, data, dst)
+                        continue
+                    primed = primed or (bool(trigger.after) and trigger.after in data)
                 if self.mode == "silent":
                     continue  # swallowed: the peer never hears of it
                 dst.sendall(data)
