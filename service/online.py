@@ -17,8 +17,10 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
+from anyio import to_thread
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -114,7 +116,10 @@ class OnlinePredictions:
                       key: str | None, digest: str) -> Stored:
         """Score and persist; returns the prediction and whether it was created now (False:
         an idempotent replay)."""
-        stored = self.replay(principal, key, digest)
+        # A keyed look-up runs off the event loop (a silent database must not stall every
+        # request) and its deadline counts from now, waiting for a thread included.
+        stored = None if key is None else await to_thread.run_sync(
+            partial(self.replay, principal, key, digest, end=self._deadline()))
         if stored is not None:
             return stored, False
         request = OnlineRequest(cellset, self.predictor.select_cells(cellset), principal,
@@ -129,7 +134,9 @@ class OnlinePredictions:
         now, or the Exception that failed that sample only. `keys[i]` is sample i's
         Idempotency-Key (None: no key); samples stored before under their key are replayed.
         """
-        replayed = self.replay_many(principal, [k for k in keys if k is not None], digest)
+        named = [k for k in keys if k is not None]
+        replayed = await to_thread.run_sync(partial(
+            self.replay_many, principal, named, digest, end=self._deadline())) if named else {}
         out: list[Stored | Exception | None] = [None] * len(cellsets)
         todo: list[int] = []
         for i, key in enumerate(keys):
@@ -144,12 +151,12 @@ class OnlinePredictions:
                 out[i] = result
         return [r for r in out if r is not None]
 
-    def replay_many(self, principal: Principal, keys: Sequence[str],
-                    digest: str) -> dict[str, Prediction]:
+    def replay_many(self, principal: Principal, keys: Sequence[str], digest: str, *,
+                    end: float | None = None) -> dict[str, Prediction]:
         """Key → stored prediction for the keys seen before (one query, one transaction)."""
         if not keys:
             return {}
-        with transaction(self.engine, end=self._deadline()) as conn:
+        with transaction(self.engine, end=end or self._deadline()) as conn:
             ids = replayed_ids(conn, principal.tenant, keys, digest, "prediction")
             if not ids:
                 return {}
@@ -159,13 +166,13 @@ class OnlinePredictions:
                                        for i in ids.values()) if p is not None}
         return {key: found[i] for key, i in ids.items() if i in found}
 
-    def replay(self, principal: Principal, key: str | None,
-               digest: str) -> Prediction | None:
+    def replay(self, principal: Principal, key: str | None, digest: str, *,
+               end: float | None = None) -> Prediction | None:
         """The stored prediction for the tenant's retried `Idempotency-Key`, or None for a new
-        request."""
+        request; `end`: the deadline (monotonic) of its database work."""
         if key is None:
             return None  # no key, nothing to replay: no database round trip
-        with transaction(self.engine, end=self._deadline()) as conn:
+        with transaction(self.engine, end=end or self._deadline()) as conn:
             prediction_id = replayed_id(conn, principal.tenant, key, digest, "prediction")
             if prediction_id is None:
                 return None
@@ -224,7 +231,7 @@ class OnlinePredictions:
             return prediction, True
         except IntegrityError as exc:
             try:
-                stored = self.replay(request.principal, request.key, request.digest)
+                stored = self.replay(request.principal, request.key, request.digest, end=end)
             except Exception as replay_error:  # the key was reused for another request
                 return replay_error
             return exc if stored is None else (stored, False)

@@ -149,12 +149,18 @@ def test_silent_database_answers_every_write_and_read_503_within_the_deadline(fa
 
         def post(i: int) -> tuple[httpx.Response, float]:
             start = time.monotonic()
-            r = http.post("/v1/predictions", json=prediction_body(100 + i))
+            key = {"Idempotency-Key": f"silent-{i}"} if i % 2 else {}  # the look-up too
+            r = http.post("/v1/predictions", json=prediction_body(100 + i), headers=key)
             return r, time.monotonic() - start
 
-        with ThreadPoolExecutor(16) as pool:
-            writes = list(pool.map(post, range(16)))
+        with ThreadPoolExecutor(20) as pool:
+            writes = [pool.submit(post, i) for i in range(16)]
             reads = [pool.submit(_get, http, "/v1/predictions?limit=1") for _ in range(4)]
+            time.sleep(1.0)  # every request is now waiting on the silent database
+            for path in ("/healthz", "/metrics"):
+                r, seconds = _get(http, path)
+                assert r.status_code == 200 and seconds < 1.0, (path, seconds)
+            writes = [f.result() for f in writes]
             reads = [f.result() for f in reads]
         for r, _ in writes + reads:
             assert r.status_code == 503, r.text
