@@ -5,6 +5,7 @@ timestamps shared by every table.
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from service.db.budget import remaining
+from service.db.budget import remaining, within
 from service.db.errors import DatabaseDeadlineSpent
 
 
@@ -76,6 +77,18 @@ def make_engine(url: str, *, connect_timeout_s: float = 3.0, statement_timeout_s
             conn = DeadlineConnection.connect(*cargs, **cparams)
             conn.deadline_s = call_timeout_s
             return conn
+
+        ping = engine.dialect.do_ping
+        ping_s = max(2.0, connect_timeout_s)
+
+        def _ping_briefly(dbapi_connection: Any) -> bool:
+            # The pool's pre-ping: a pooled connection that does not answer a trivial query
+            # within a connect's time is dead; a fresh one is tried at once instead of the
+            # request waiting out the whole call deadline on it first.
+            with within(time.monotonic() + ping_s):
+                return bool(ping(dbapi_connection))
+
+        engine.dialect.do_ping = _ping_briefly  # type: ignore[method-assign]
 
     return engine
 
