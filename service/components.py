@@ -71,7 +71,8 @@ def open_database(settings: Settings) -> Engine:
     engine = make_engine(settings.database_url_with_password,
                          connect_timeout_s=settings.db_connect_timeout_s,
                          statement_timeout_s=settings.db_statement_timeout_s,
-                         pool_timeout_s=settings.db_pool_timeout_s)
+                         pool_timeout_s=settings.db_pool_timeout_s,
+                         call_timeout_s=settings.database_timeout_s)
     upgrade(engine)
     return engine
 

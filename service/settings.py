@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     db_statement_timeout_s: float = Field(10.0, gt=0, le=3600)
     db_pool_timeout_s: float = Field(5.0, gt=0, le=60)
     readyz_timeout_s: float = Field(2.0, gt=0, le=30)
+    # PostgreSQL: the longest one call on an open connection (statement, COMMIT, pre-ping) may
+    # go unanswered before the client closes it (a silent database); longer than the server's
+    # own statement timeout, so a slow statement is cancelled by the server first.
+    database_timeout_s: float = Field(12.0, gt=0, le=3600)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
     # HTTP edge of `hct serve` (service/api/http_limits.py): request head size and read time,
@@ -159,6 +163,16 @@ class Settings(BaseSettings):
                 f"HCT_HL7_MLLP_TENANTS must name the tenants whose results go to the LIS at "
                 f"HCT_HL7_MLLP_HOST: HCT_API_KEYS has keys of {len(tenants)} tenants "
                 f"({', '.join(sorted(tenants))})")
+        return self
+
+    @model_validator(mode="after")
+    def _client_deadline_after_server_timeout(self) -> Settings:
+        if self.database_timeout_s <= self.db_statement_timeout_s:
+            raise ValueError(
+                f"HCT_DATABASE_TIMEOUT_S ({self.database_timeout_s:g}) must be longer than "
+                f"HCT_DB_STATEMENT_TIMEOUT_S ({self.db_statement_timeout_s:g}): the server "
+                "cancels a slow statement and keeps the connection, the client deadline "
+                "closes it")
         return self
 
     @model_validator(mode="after")

@@ -27,7 +27,9 @@ from service.api.responses import BATCH_RESULTS, errors, replayed
 from service.api.schemas import BatchCreated, BatchStatus, ErrorResponse
 from service.db.audit import record_audit
 from service.db.engine import new_id
+from service.db.errors import CommitOutcomeUnknown
 from service.db.idempotency import IdempotencyRecord, replayed_id, save_idempotency
+from service.db.transaction import transaction
 from service.jobs import store as job_store
 from service.jobs.redact import without_paths
 from service.prediction.mapper import csv_lines, error_row, result_row
@@ -35,7 +37,7 @@ from service.tenancy import Principal
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 _CREATED = {**replayed(BatchCreated, "An idempotent retry: the job the first upload created"),
-            **errors(400, 401, 403, 409, 413, 422, 503)}
+            **errors(400, 401, 403, 409, 413, 422, 503, 507)}
 _READ = errors(401, 403, 404, 422, 503)
 _FAILED = {409: {"model": ErrorResponse,
                  "description": "The batch failed as a whole (`job_failed`); the message says "
@@ -92,7 +94,7 @@ async def create_batch(response: Response, state: StateDep, principal: PredictSc
             response.headers["Idempotent-Replayed"] = "true"
             return BatchCreated(id=existing.id, status=existing.status,
                                 links=_links(existing.id))
-        with state.engine.begin() as conn:
+        with transaction(state.engine) as conn:
             job_store.create_job(conn, job_id=job_id, filename=_safe_name(file.filename),
                                  fmt=fmt, upload_path=str(path),
                                  principal=principal.fingerprint, tenant=principal.tenant)
@@ -109,7 +111,9 @@ async def create_batch(response: Response, state: StateDep, principal: PredictSc
             raise
         response.status_code = 200
         return BatchCreated(id=existing.id, status=existing.status, links=_links(existing.id))
-    except BaseException:
+    except CommitOutcomeUnknown:
+        raise  # the job may exist and need its upload: the orphan sweep removes it if not
+    except BaseException:  # nothing half-stored: no job row, no upload (a full disk included)
         shutil.rmtree(folder, ignore_errors=True)
         raise
     response.headers["Location"] = f"/v1/batches/{job_id}"

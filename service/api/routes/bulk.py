@@ -16,7 +16,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.exc import OperationalError
 
 from ingestion.cells import CellSet
 from ingestion.errors import IngestionError
@@ -31,7 +30,7 @@ from service.api.arrow_codec import (
 from service.api.bulk_budget import BulkBudget
 from service.api.bulk_json import Ids, json_items
 from service.api.dependencies import PredictScope, StateDep
-from service.api.errors import ApiError, _location
+from service.api.errors import ApiError, _location, storage_answer
 from service.api.idempotency import IdempotencyKey, request_digest
 from service.api.schemas import ErrorResponse, PredictionRequest, PredictionResponse
 from service.db.errors import IdempotencyConflict
@@ -173,9 +172,8 @@ def _error(exc: Exception) -> tuple[str, str, str | None]:
         return exc.code, exc.message, exc.field
     if isinstance(exc, IdempotencyConflict):
         return "idempotency_key_reused", str(exc), "header.idempotency-key"
-    if isinstance(exc, OperationalError):
-        return ("database_unavailable", "the database is unavailable; nothing was stored, "
-                "retry later", None)
+    if (stored := storage_answer(exc)) is not None:
+        return stored.code, stored.message, None
     log.error("bulk sample failed: %s", type(exc).__name__, exc_info=exc)
     return "internal_error", "internal error; see the service log", None
 

@@ -48,7 +48,7 @@ from service.tenancy import Principal
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
 _CREATED = {**replayed(PredictionResponse, "An idempotent retry: the prediction the first "
                                            "request created, byte-identical"),
-            **errors(401, 403, 409, 413, 422, 503)}
+            **errors(401, 403, 409, 413, 422, 503, 507)}
 _READ = errors(401, 403, 404, 422, 503)
 _HCT, _RBC, _AGE = (LAB_BOUNDS[k] for k in ("measured_hematocrit_pct", "rbc_count_e12_per_l",
                                             "age_years"))
