@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,8 @@ def run(bundle_dir: Path, precision: str, rounds: int) -> dict[str, Any]:
     model = OnnxModel(load_bundle(bundle_dir), "cpu", intra_op_threads=1, precision=precision)
     predictor = Predictor.for_model(model, 1000)
     requests = [PredictionRequest.model_validate_json(b) for b in bodies]
-    cellsets = [cellset_from_request(r, max_cells=100_000, min_cells=100) for r in requests]
+    cellsets = [cellset_from_request(r, max_cells=100_000, min_cells=100, zone=UTC)
+                for r in requests]
     selected = [predictor.select_cells(cs) for cs in cellsets]
     one = predictor.run_model(selected[:1])
     many = predictor.run_model(selected)
@@ -67,7 +69,8 @@ def run(bundle_dir: Path, precision: str, rounds: int) -> dict[str, Any]:
         "parse + validate JSON body": cpu_ms(
             lambda: PredictionRequest.model_validate_json(bodies[0]), 50, rounds),
         "CellSet (copies, range and swap checks)": cpu_ms(
-            lambda: cellset_from_request(requests[0], max_cells=100_000, min_cells=100),
+            lambda: cellset_from_request(requests[0], max_cells=100_000, min_cells=100,
+                                         zone=UTC),
             50, rounds),
         "select cells": cpu_ms(lambda: predictor.select_cells(cellsets[0]), 50, rounds),
         "model, batch 1": cpu_ms(lambda: predictor.run_model(selected[:1]), 10, rounds),
