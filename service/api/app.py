@@ -28,6 +28,7 @@ from service.api.routes import (
     cells,
     docs,
     health,
+    hl7_outbox,
     model_card,
     monitoring,
     predictions,
@@ -83,7 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     install_error_handlers(app)
     for router in (health.router, bulk.router, predictions.router, batches.router,
-                   model_card.router, cells.router, docs.router, monitoring.router):
+                   model_card.router, cells.router, docs.router, monitoring.router,
+                   hl7_outbox.router):
         app.include_router(router)
     web.mount(app)
     # The last added is outermost: metrics see every answer (413s and the control-character
