@@ -30,6 +30,8 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
+from bench.reliability_outbox import outbox_rows
+from bench.reliability_outbox import to_markdown as outbox_markdown
 from bench.results_io import write_results
 from tests.reliability.corpus import Case, build_corpus, good_fcs
 from tests.reliability.edge import hct_serve, header_flood, oversized_header, slowloris
@@ -286,6 +288,7 @@ def main() -> None:
         control = control_rows(folder / "control")
         edge = edge_rows(folder / "edge")
         fuzzed = fuzz_rows(folder / "fuzz")
+        outbox = outbox_rows(folder / "outbox")
     all_statuses = [r["status"] for r in corpus] + [s for f in faults for s in f["statuses"]]
     all_statuses += [r["status"] for r in control if isinstance(r["status"], int)]
     all_statuses += [r["status"] for r in poison if r["case"] != "upload_files_left_after_jobs"]
@@ -309,6 +312,7 @@ def main() -> None:
         "rows_lost": sum(f["lost"] for f in faults),
         "rows_duplicated": sum(f["duplicated"] for f in faults),
         "database": "postgresql" if faults else "skipped (no HCT_TEST_DATABASE_URL)",
+        "hl7_outbox_faults_as_expected": f"{sum(r['ok'] for r in outbox)}/{len(outbox)}",
     }
     lines = ["# Reliability: malformed uploads, poison jobs, control characters, HTTP-head "
              "abuse, schemathesis and database faults", "",
@@ -343,12 +347,14 @@ def main() -> None:
                   "duplicated |", "|---|---|---|---|---|---|"]
         lines += [f"| {f['case']} | {f['statuses']} | {f['worst_seconds']} | {f['probes_ok']} "
                   f"| {f['lost']} | {f['duplicated']} |" for f in faults]
+    lines += outbox_markdown(outbox)
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     write_results(args.out, "reliability", {"summary": summary, "corpus": corpus,
                                              "faults": faults, "poison_jobs": poison,
                                              "control_characters": control,
-                                             "header_abuse": edge, "schemathesis": fuzzed},
+                                             "header_abuse": edge, "schemathesis": fuzzed,
+                                             "hl7_outbox": outbox},
                   markdown)
 
 

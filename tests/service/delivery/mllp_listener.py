@@ -17,7 +17,8 @@ START, END = b"\x0b", b"\x1c\r"
 
 class MllpListener:
     """Answers message n with `script[n]` (then `default`): "AA", "AE", "AR", "drop", "hold";
-    a message whose control id is in `refuse` is answered AE every time (a poison message)."""
+    a message whose control id or patient id (PID-3) is in `refuse` is answered AE every time
+    (a poison message)."""
 
     def __init__(self, script: Iterable[str] = (), default: str = "AA",
                  refuse: Iterable[str] = ()) -> None:
@@ -54,7 +55,8 @@ class MllpListener:
         with self._lock:
             action = self.script[len(self.received)] if len(self.received) < len(
                 self.script) else self.default
-            if str(message.segment("MSH")[10]) in self.refuse:
+            ids = {str(message.segment("MSH")[10]), str(message.segment("PID")[3][0][0])}
+            if ids & self.refuse:
                 action = "AE"
             self.received.append(er7)
         if action == "drop":

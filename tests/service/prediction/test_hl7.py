@@ -127,3 +127,12 @@ def test_hl7_route_returns_the_stored_prediction_as_er7(client):
     assert str(m.segment("OBX")[8]) == created["flag"]
     assert str(m.segment("MSH")[11]) == "T"  # the test environment
     assert client.get("/v1/predictions/nope/hl7").status_code == 404
+
+
+def test_the_same_prediction_and_message_time_render_the_same_text():
+    """The outbox renders a message when it sends it, with the time it was queued: a resend
+    must be the same text, whenever it is rendered."""
+    queued = datetime(2026, 1, 2, 3, 5, 0, tzinfo=UTC)
+    first = hl7v2.message_for(_record(), now=queued, processing_id="T")
+    assert hl7v2.message_for(_record(), now=queued, processing_id="T") == first
+    assert hl7v2.message_for(_record(), now=queued.replace(minute=6)) != first
