@@ -3,9 +3,10 @@
 Per corpus case: the verdict through a real uvicorn process (status, time) and the reader's
 peak RSS growth measured alone in a fresh process; the server's own VmHWM growth over the
 whole corpus. Database faults (PostgreSQL through an in-test TCP proxy; skipped without
-HCT_TEST_DATABASE_URL): refuse, hang with 60 requests waiting, cuts during writes (rows
-lost / duplicated against the 201s answered). Poison jobs (an unreadable upload, ids that do
-not fit the database) and the upload files left once every job ended; control characters in
+HCT_TEST_DATABASE_URL): refuse, hang with 60 requests waiting, and bench/reliability_db.py's
+cases (random cuts during writes, a silent database, lost COMMIT answers; full disks run
+without PostgreSQL). Poison jobs (an unreadable upload, ids that do not fit the database)
+and the upload files left once every job ended; control characters in
 every kind of id; HTTP-head abuse against a real `hct serve` (oversized head, 50 slowloris
 connections, 50 × 10 MiB heads); and one schemathesis run per database.
 
@@ -21,7 +22,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,12 +30,19 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
+from bench import reliability_db
+from bench.reliability_bulk import bulk_main, bulk_rows
+from bench.reliability_bulk import bulk_markdown as bulk_fuzz_markdown
+from bench.reliability_bulk_load import bulk_load_rows
+from bench.reliability_bulk_load import markdown_lines as bulk_markdown
 from bench.reliability_outbox import outbox_rows
 from bench.reliability_outbox import to_markdown as outbox_markdown
+from bench.reliability_tenancy import markdown as tenancy_markdown
+from bench.reliability_tenancy import tenancy_rows
 from bench.results_io import write_results
 from tests.reliability.corpus import Case, build_corpus, good_fcs
 from tests.reliability.edge import hct_serve, header_flood, oversized_header, slowloris
-from tests.reliability.faults import prediction_body, service_behind_proxy
+from tests.reliability.faults import service_behind_proxy
 from tests.reliability.server import REPO, proc_status_kib, uvicorn_server
 from tests.reliability.uploads import send
 
@@ -82,7 +89,7 @@ def corpus_rows(folder: Path) -> tuple[list[dict[str, Any]], float]:
 
 def fault_rows(folder: Path, base_url: str) -> list[dict[str, Any]]:
     rows = []
-    with service_behind_proxy(base_url, folder) as (server, proxy, direct, _), \
+    with service_behind_proxy(base_url, folder) as (server, proxy, _, _), \
             httpx.Client(base_url=server.url, timeout=60) as http:
         proxy.mode, _ = "refuse", proxy.cut()
         start = time.monotonic()
@@ -106,42 +113,6 @@ def fault_rows(folder: Path, base_url: str) -> list[dict[str, Any]]:
                      "worst_seconds": round(max(s for _, s in results), 2),
                      "probes_ok": all(c == 200 and s < 1 for c, s in probes),
                      "lost": 0, "duplicated": 0})
-        proxy.mode = "pass"
-        time.sleep(1)
-        stop = threading.Event()
-
-        def cutter() -> None:
-            while not stop.is_set():
-                time.sleep(0.05)
-                proxy.cut()
-
-        answered: dict[str, int] = {}
-        worst = 0.0
-        thread = threading.Thread(target=cutter)
-        thread.start()
-        try:
-            def post(i: int) -> None:
-                nonlocal worst
-                t = time.monotonic()
-                answered[f"P-{i}"] = http.post("/v1/predictions",
-                                               json=prediction_body(i)).status_code
-                worst = max(worst, time.monotonic() - t)
-
-            with ThreadPoolExecutor(8) as pool:
-                list(pool.map(post, range(200)))
-        finally:
-            stop.set()
-            thread.join()
-        engine = create_engine(direct)
-        with engine.connect() as conn:
-            stored = [r[0] for r in conn.execute(text("SELECT patient_id FROM predictions"))]
-        engine.dispose()
-        acked = {p for p, s in answered.items() if s == 201}
-        rows.append({"case": "db_cut_every_50ms_200_writes",
-                     "statuses": sorted(set(answered.values())), "worst_seconds": round(worst, 2),
-                     "probes_ok": True, "lost": len(acked - set(stored)),
-                     "duplicated": len(stored) - len(set(stored)),
-                     "stored_without_201": len(set(stored) - acked)})
     return rows
 
 
@@ -276,27 +247,41 @@ def fuzz_rows(folder: Path) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--only", choices=["bulk"], help="run one part alone, own results file")
+    parser.add_argument("--bulk-fuzz", type=int, default=10_000,
+                        help="fuzzed bulk bodies per database")
     args = parser.parse_args()
+    if args.only == "bulk":
+        return bulk_main(args.out, args.bulk_fuzz)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         corpus, server_growth = corpus_rows(folder)
         base = os.environ.get("HCT_TEST_DATABASE_URL", "")
-        faults = fault_rows(folder / "faults", base) if base.startswith("postgresql") else []
+        faults = (fault_rows(folder / "faults", base)
+                  + reliability_db.database_rows(folder / "db", base)
+                  if base.startswith("postgresql") else [])
+        storage = reliability_db.storage_rows(folder / "storage")
         for name in ("poison", "control", "edge", "fuzz"):
             (folder / name).mkdir()
         poison = poison_rows(folder / "poison")
         control = control_rows(folder / "control")
         edge = edge_rows(folder / "edge")
         fuzzed = fuzz_rows(folder / "fuzz")
+        (folder / "bulk").mkdir()
+        bulk = bulk_load_rows(folder / "bulk")
+        bulk_fuzz, bulk_fuzz_summary = bulk_rows(folder / "bulk_fuzz", args.bulk_fuzz)
+        (folder / "tenancy").mkdir()
+        tenancy = tenancy_rows(folder / "tenancy")
         outbox = outbox_rows(folder / "outbox")
     all_statuses = [r["status"] for r in corpus] + [s for f in faults for s in f["statuses"]]
     all_statuses += [r["status"] for r in control if isinstance(r["status"], int)]
     all_statuses += [r["status"] for r in poison if r["case"] != "upload_files_left_after_jobs"]
     summary = {
         "cases_tried": len(corpus) + len(faults) + len(poison) + len(control) + len(edge)
-        + sum(f["cases"] for f in fuzzed),
+        + sum(f["cases"] for f in fuzzed) + len(storage),
         "cases_as_expected": sum(r["ok"] for r in corpus) + sum(
-            set(f["statuses"]) <= {201, 503} and f["probes_ok"] for f in faults)
+            set(f["statuses"]) <= {201, 503} and f["probes_ok"] and f.get("ok", True)
+            for f in faults) + sum(r["ok"] for r in storage)
         + sum(r["ok"] for r in poison + control + edge)
         + sum(f["cases"] - f["failures"] for f in fuzzed),
         "responses_5xx_other_than_503": sum(s >= 500 and s != 503 for s in all_statuses)
@@ -306,6 +291,7 @@ def main() -> None:
         "header_abuse_as_expected": f"{sum(r['ok'] for r in edge)}/{len(edge)}",
         "schemathesis_cases": sum(f["cases"] for f in fuzzed),
         "schemathesis_failures": sum(f["failures"] for f in fuzzed),
+        "monitoring_tenancy_as_expected": f"{sum(r['ok'] for r in tenancy)}/{len(tenancy)}",
         "hangs": sum(r["verdict"] == "hang" for r in corpus),
         "worst_reader_peak_growth_mib": max(r["reader_peak_growth_mib"] or 0 for r in corpus),
         "server_vmhwm_growth_mib": server_growth,
@@ -342,18 +328,28 @@ def main() -> None:
     lines += [f"| {f['database']} | {f['operations']} | {f['cases']} | {f['statuses']} | "
               f"{f['server_errors']} | {f['failures']} {f['failure_kinds']} | {f['seconds']} |"
               for f in fuzzed]
+    lines += ["", *tenancy_markdown(tenancy)]
     if faults:
         lines += ["", "| database fault | statuses | worst s | healthz/metrics < 1 s | lost | "
                   "duplicated |", "|---|---|---|---|---|---|"]
         lines += [f"| {f['case']} | {f['statuses']} | {f['worst_seconds']} | {f['probes_ok']} "
                   f"| {f['lost']} | {f['duplicated']} |" for f in faults]
+        lines += reliability_db.database_table([f for f in faults if "answers" in f])
+    lines += reliability_db.storage_table(storage)
+    lines += bulk_markdown(bulk)
+    lines += bulk_fuzz_markdown(bulk_fuzz, bulk_fuzz_summary)
     lines += outbox_markdown(outbox)
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     write_results(args.out, "reliability", {"summary": summary, "corpus": corpus,
-                                             "faults": faults, "poison_jobs": poison,
+                                             "bulk_fuzz": {"summaries": bulk_fuzz_summary,
+                                                           "rows": bulk_fuzz},
+                                             "faults": faults, "storage_full": storage,
+                                             "poison_jobs": poison,
                                              "control_characters": control,
                                              "header_abuse": edge, "schemathesis": fuzzed,
+                                             "bulk_load": bulk,
+                                             "monitoring_tenancy": tenancy,
                                              "hl7_outbox": outbox},
                   markdown)
 

@@ -168,7 +168,8 @@ def _output_path(path: Path, *, is_dir: bool = False) -> Path:
 def score(
     export: Annotated[Path, typer.Argument(help="CSV/Parquet export, Flow-RBC HDF5, FCS or zip")],
     out: Annotated[Path, typer.Option(
-        help="Results CSV (with --engine ray: .parquet writes Parquet)")] = Path("results.csv"),
+        help="Results file: CSV, or Parquet when it ends in .parquet or .pq")]
+    = Path("runs/results.csv"),
     engine: Annotated[str, typer.Option(
         help="local (this process) | ray (a Ray cluster: pip install 'hct[ray]')")] = "local",
     address: Annotated[str | None, typer.Option(

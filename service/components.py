@@ -71,7 +71,8 @@ def open_database(settings: Settings) -> Engine:
     engine = make_engine(settings.database_url_with_password,
                          connect_timeout_s=settings.db_connect_timeout_s,
                          statement_timeout_s=settings.db_statement_timeout_s,
-                         pool_timeout_s=settings.db_pool_timeout_s)
+                         pool_timeout_s=settings.db_pool_timeout_s,
+                         call_timeout_s=settings.database_timeout_s)
     upgrade(engine)
     return engine
 
@@ -119,7 +120,8 @@ def build_components(settings: Settings) -> Components:
         log.error("start-up inference failed: %s", check.error)
     engine = open_database(settings)
     writer = make_writer(settings)
-    monitor = Monitor.from_card(model.bundle.card)
+    monitor = Monitor.from_card(model.bundle.card,
+                                min_samples=settings.monitoring_min_samples)
     return Components(settings=settings, engine=engine, model=model, predictor=predictor,
                       online=OnlinePredictions(online_predictor, engine, writer, monitor,
                                                settings, workers),

@@ -62,6 +62,8 @@ INTERVAL_COVERAGE = Gauge("hct_interval_coverage",
                           ["model_version"])
 QUALITY_SHARE = Gauge("hct_quality_share", "Share of sample-quality verdicts in the window",
                       ["model_version", "status"])
+BULK_REJECTED = Counter("hct_bulk_rejected_total",
+                        "Bulk requests refused because the in-flight bulk bytes were at the limit")
 
 # HL7 outbox (service/delivery/mllp_sender.py): rows per status, refreshed by the sender. Every
 # process's sender counts the same table, so across processes the maximum is the figure.

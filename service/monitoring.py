@@ -1,7 +1,8 @@
 """`Monitor`: does the served model still see the population it was calibrated on, and does it
 still agree with the laboratory? Fed with plain values of every stored prediction, it keeps a
-rolling window per model version and exposes what it finds as Prometheus gauges and as a
-`snapshot()` for `GET /v1/monitoring`.
+rolling window per model version, over all traffic and per tenant, and exposes what it finds
+as Prometheus gauges (all traffic only: /metrics is open) and as a `snapshot()` for
+`GET /v1/monitoring` (one tenant's, or all traffic for an admin).
 
 - Input drift: MCV, MCHC, RDW-CV and the quality score of the window against the card's
   reference quantiles (`model.drift`: scaled KS distance, calibrated threshold in the card).
@@ -10,12 +11,15 @@ rolling window per model version and exposes what it finds as Prometheus gauges 
 - Sample quality: the share of `ok` / `warn` / `withheld` verdicts in the window.
 
 A model version whose card has no `monitoring` section reports "no reference" and never alarms
-(bias, MAE, coverage and quality shares are still reported). numpy only; thread-safe (fed from
-the online store thread and the job runner).
+(bias, MAE, coverage and quality shares are still reported). A figure over fewer samples than
+`min_samples` is shown as null with the reason: a mean of a handful of samples is close to one
+patient's own value. Alarms are computed on the full statistics either way. numpy only;
+thread-safe (fed from the online store thread and the job runner).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from collections import deque
@@ -37,8 +41,12 @@ from model.drift import (
 )
 from service import metrics
 from service.prediction.prediction import Prediction
+from service.tenancy import DEFAULT_TENANT
 
 QUALITY_STATUSES = ("ok", "warn", "withheld")
+# Below this many samples in a window a figure is hidden: one sample moves a mean over n
+# samples by (value - mean) / n, so a small window's figure is nearly one patient's value.
+DEFAULT_MIN_SAMPLES = 20
 
 
 @dataclass(frozen=True)
@@ -55,11 +63,12 @@ class Observation:
     lower_pct: float | None = None  # prediction interval
     upper_pct: float | None = None
     measured_hematocrit_pct: float | None = None
+    tenant: str = DEFAULT_TENANT  # whose prediction: each tenant sees only its own figures
 
     @classmethod
     def of_prediction(cls, p: Prediction) -> Observation:
         """What the monitor reads of a stored prediction."""
-        return cls(model_version=p.model_version, mcv_fl=p.indices.get("mcv_fl"),
+        return cls(model_version=p.model_version, tenant=p.tenant, mcv_fl=p.indices.get("mcv_fl"),
                    mchc_g_dl=p.indices.get("mchc_g_dl"), rdw_cv_pct=p.indices.get("rdw_cv_pct"),
                    quality_score=p.quality_score, quality_status=p.quality_status,
                    hematocrit_pct=p.hematocrit_pct, lower_pct=p.hematocrit_lower_pct,
@@ -146,6 +155,14 @@ class _Window:
             if o.lower_pct is not None and o.upper_pct is not None:
                 self.covered.append(o.lower_pct <= m <= o.upper_pct)
 
+    def clone(self) -> _Window:
+        """An independent copy (same samples, counters and alarms)."""
+        twin = copy.copy(self)
+        twin.values = {f: d.copy() for f, d in self.values.items()}
+        twin.statuses, twin.residuals = self.statuses.copy(), self.residuals.copy()
+        twin.covered = self.covered.copy()
+        return twin
+
     def drift(self) -> dict[str, float | None]:
         ref = self.reference
         out: dict[str, float | None] = {}
@@ -193,6 +210,7 @@ class _Window:
                 "status": ("no reference" if ref is None else "no threshold"
                            if drift_threshold is None else "alarm" if alarm else "ok"),
                 "window_samples": max((len(v) for v in self.values.values()), default=0),
+                "feature_samples": {f: len(v) for f, v in self.values.items()},
                 "window": ref.window if ref else DRIFT_WINDOW,
                 "statistic": drift, "threshold": drift_threshold, "alarm": alarm,
                 "alarms_raised": self.drift_alarms,
@@ -205,6 +223,7 @@ class _Window:
                 "mae_pct": float(np.abs(r).mean()) if r.size else None,
                 "interval_coverage": (sum(self.covered) / len(self.covered)
                                       if self.covered else None),
+                "coverage_samples": len(self.covered),
                 "interval_level": ref.interval_level if ref else None,
                 "bias_statistic": t, "threshold": bias_threshold, "alarm": bias_alarm,
                 "alarms_raised": self.bias_alarms,
@@ -215,53 +234,142 @@ class _Window:
 
 
 class Monitor:
-    """Rolling-window monitoring per model version (see the module docstring)."""
+    """Rolling-window monitoring per model version and tenant (see the module docstring)."""
 
-    def __init__(self, references: Mapping[str, Reference | None] | None = None) -> None:
+    def __init__(self, references: Mapping[str, Reference | None] | None = None, *,
+                 min_samples: int = DEFAULT_MIN_SAMPLES) -> None:
+        if min_samples < 1:
+            raise ValueError(f"monitoring min_samples = {min_samples}: must be >= 1")
+        self.min_samples = min_samples
         self._references = dict(references or {})
-        self._windows: dict[str, _Window] = {}
+        self._windows: dict[str, _Window] = {}  # all traffic, per model version
         self._snapshots: dict[str, dict[str, Any]] = {}
+        # While one tenant alone has sent a version's traffic, its window is the all-traffic
+        # one (no second copy to feed); a second tenant splits it off.
+        self._sole: dict[str, str] = {}  # version -> that tenant
+        self._split: set[str] = set()  # versions whose tenants have windows of their own
+        self._tenant_windows: dict[tuple[str, str], _Window] = {}  # (tenant, version)
+        self._tenant_snapshots: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
         for version in self._references:
             self._window(version)
 
     @classmethod
-    def from_card(cls, card: Mapping[str, Any]) -> Monitor:
+    def from_card(cls, card: Mapping[str, Any], *,
+                  min_samples: int = DEFAULT_MIN_SAMPLES) -> Monitor:
         """A monitor for the card's model version (no reference when it has no `monitoring`)."""
-        return cls({str(card.get("version", "unknown")): Reference.from_card(card)})
+        return cls({str(card.get("version", "unknown")): Reference.from_card(card)},
+                   min_samples=min_samples)
 
     def observe_many(self, records: Iterable[Observation | Mapping[str, Any]]) -> None:
         """Add stored predictions (in store order), then recompute statistics, alarms and
-        gauges of every model version they touched."""
+        gauges of every model version (and tenant) they touched."""
         batch = [Observation.of(r) for r in records]
         with self._lock:
             touched: dict[str, _Window] = {}
+            touched_tenants: dict[tuple[str, str], _Window] = {}
             for o in batch:
-                w = self._window(o.model_version)
+                v = o.model_version
+                w = self._window(v)
+                tw = self._tenant_window(o.tenant, v, w)
                 w.add(o)
-                touched[o.model_version] = w
+                touched[v] = w
+                if tw is not None:
+                    tw.add(o)
+                    touched_tenants[(o.tenant, v)] = tw
             for version, w in touched.items():
                 self._snapshots[version] = snap = w.update()
-                _export(snap)
+                _export(shown(snap, self.min_samples))
+            for key, tw in touched_tenants.items():
+                self._tenant_snapshots[key] = tw.update()
+
+    def _tenant_window(self, tenant: str, version: str, overall: _Window) -> _Window | None:
+        """The tenant's own window of `version`; None while it is the all-traffic one."""
+        tw = self._tenant_windows.get((tenant, version))
+        if tw is not None:
+            return tw
+        sole = self._sole.get(version)
+        if version not in self._split and sole in (None, tenant):
+            self._sole[version] = tenant
+            return None
+        if sole is not None:  # a second tenant: the first keeps what was all traffic so far
+            first = self._tenant_windows[(sole, version)] = overall.clone()
+            self._tenant_snapshots[(sole, version)] = first.update()
+            del self._sole[version]
+            self._split.add(version)
+        tw = self._tenant_windows[(tenant, version)] = _Window(version,
+                                                               self._references.get(version))
+        return tw
 
     def observe(self, record: Observation | Mapping[str, Any]) -> None:
         """`observe_many` of one record."""
         self.observe_many([record])
 
-    def snapshot(self) -> dict[str, Any]:
-        """Every model version's window, statistics and alarms (JSON-ready)."""
+    def snapshot(self, tenant: str | None = None) -> dict[str, Any]:
+        """Every model version's window, statistics and alarms (JSON-ready), over all traffic
+        (`tenant` None) or one tenant's; figures below `min_samples` hidden."""
         with self._lock:
-            return {"models": [self._snapshots[v] for v in sorted(self._snapshots)],
-                    "alarm": any(s["drift"]["alarm"] or s["agreement"]["alarm"]
-                                 for s in self._snapshots.values())}
+            if tenant is None:
+                raw = dict(self._snapshots)
+            else:
+                raw = {v: s for (t, v), s in self._tenant_snapshots.items() if t == tenant}
+                raw |= {v: self._snapshots[v] for v, t in self._sole.items() if t == tenant}
+                for version, ref in self._references.items():  # the served model, no traffic
+                    if version not in raw:
+                        raw[version] = _Window(version, ref).update()
+        models = [shown(raw[v], self.min_samples) for v in sorted(raw)]
+        return {"min_samples": self.min_samples, "models": models,
+                "alarm": any(m["drift"]["alarm"] or m["agreement"]["alarm"] for m in models)}
+
+    def tenants(self) -> list[str]:
+        """The tenants whose predictions the monitor has seen."""
+        with self._lock:
+            return sorted({t for t, _ in self._tenant_windows} | set(self._sole.values()))
 
     def _window(self, version: str) -> _Window:
         w = self._windows.get(version)
         if w is None:
             w = self._windows[version] = _Window(version, self._references.get(version))
             self._snapshots[version] = snap = w.update()
-            _export(snap)
+            _export(shown(snap, self.min_samples))
         return w
+
+
+def _hidden(counts: Mapping[str, int], min_samples: int) -> dict[str, Any] | None:
+    """What a section hid (figures over 1 to `min_samples - 1` samples) and why; None if
+    nothing (a figure over no sample is None anyway)."""
+    few = {name: n for name, n in counts.items() if 0 < n < min_samples}
+    if not few:
+        return None
+    by_count: dict[int, list[str]] = {}
+    for name, n in few.items():
+        by_count.setdefault(n, []).append(name)
+    have = "; ".join(f"{', '.join(names)}: {n} so far" for n, names in sorted(by_count.items()))
+    return {"figures": sorted(few), "min_samples": min_samples, "samples": few,
+            "reason": f"shown from {min_samples} samples in the window on ({have}), so that no "
+                      "single patient's value can be read from it"}
+
+
+def shown(snap: dict[str, Any], min_samples: int) -> dict[str, Any]:
+    """A version's snapshot with every figure over fewer than `min_samples` samples set to
+    None, each section saying which figures it hid and why (counts and alarms stay)."""
+    drift, agreement, quality = dict(snap["drift"]), dict(snap["agreement"]), dict(snap["quality"])
+    drift["hidden"] = _hidden(drift["feature_samples"], min_samples)
+    few = set(drift["hidden"]["figures"]) if drift["hidden"] else set()
+    drift["statistic"] = {f: None if f in few else v for f, v in drift["statistic"].items()}
+
+    paired = agreement["window_samples"]
+    agreement["hidden"] = _hidden({"bias_pct": paired, "mae_pct": paired,
+                                   "bias_statistic": paired,
+                                   "interval_coverage": agreement["coverage_samples"]},
+                                  min_samples)
+    for name in agreement["hidden"]["figures"] if agreement["hidden"] else ():
+        agreement[name] = None
+
+    quality["hidden"] = _hidden({"share": quality["window_samples"]}, min_samples)
+    if quality["hidden"]:
+        quality["share"] = dict.fromkeys(quality["share"])
+    return {**snap, "drift": drift, "agreement": agreement, "quality": quality}
 
 
 def _export(snap: dict[str, Any]) -> None:

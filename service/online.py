@@ -5,17 +5,22 @@ retries and errors.
 The request handler validates and calls `OnlinePredictions.predict`; the batcher's first stage
 pads and runs the model for the whole batch, its second stage (`_store_batch`, on its own
 thread) computes indices and baselines vectorised over the batch and writes every prediction,
-idempotency key and audit entry in one transaction.
+idempotency key and audit entry in one transaction. Each batch has `HCT_DATABASE_TIMEOUT_S`
+for the database from the moment its model call ends, waiting behind earlier batches included,
+so a silent database cannot stack one wait per batch onto a request.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
+from anyio import to_thread
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -25,6 +30,7 @@ from service.db.audit import AuditEntry, record_audit, record_audits
 from service.db.idempotency import IdempotencyRecord, replayed_id
 from service.db.idempotency_many import replayed_ids
 from service.db.predictions import get_prediction
+from service.db.transaction import transaction
 from service.db.writer import PredictionWriter
 from service.monitoring import Monitor, Observation
 from service.prediction.prediction import Prediction
@@ -93,6 +99,7 @@ class OnlinePredictions:
         self.engine = engine
         self.writer = writer
         self.monitor = monitor
+        self.database_timeout_s = settings.database_timeout_s
         self.batcher = MicroBatcher(self._run_model, then=self._store_batch,
                                     max_batch_size=settings.max_batch_size,
                                     max_delay_ms=settings.max_queue_delay_ms,
@@ -109,7 +116,10 @@ class OnlinePredictions:
                       key: str | None, digest: str) -> Stored:
         """Score and persist; returns the prediction and whether it was created now (False:
         an idempotent replay)."""
-        stored = self.replay(principal, key, digest)
+        # A keyed look-up runs off the event loop (a silent database must not stall every
+        # request) and its deadline counts from now, waiting for a thread included.
+        stored = None if key is None else await to_thread.run_sync(
+            partial(self.replay, principal, key, digest, end=self._deadline()))
         if stored is not None:
             return stored, False
         request = OnlineRequest(cellset, self.predictor.select_cells(cellset), principal,
@@ -124,7 +134,20 @@ class OnlinePredictions:
         now, or the Exception that failed that sample only. `keys[i]` is sample i's
         Idempotency-Key (None: no key); samples stored before under their key are replayed.
         """
-        replayed = self.replay_many(principal, [k for k in keys if k is not None], digest)
+        # The replay lookup (a database round trip) and the cell selection of up to
+        # HCT_MAX_BULK_SAMPLES samples run on a worker thread, not on the event loop.
+        out, todo, requests = await to_thread.run_sync(
+            self._prepare_many, cellsets, principal, source, keys, digest, self._deadline())
+        if todo:
+            for i, result in zip(todo, await self.batcher.submit_many(requests), strict=True):
+                out[i] = result
+        return [r for r in out if r is not None]
+
+    def _prepare_many(self, cellsets: Sequence[CellSet], principal: Principal, source: str,
+                      keys: Sequence[str | None], digest: str, end: float | None
+                      ) -> tuple[list[Stored | Exception | None], list[int], list[OnlineRequest]]:
+        replayed = self.replay_many(principal, [k for k in keys if k is not None], digest,
+                                    end=end)
         out: list[Stored | Exception | None] = [None] * len(cellsets)
         todo: list[int] = []
         for i, key in enumerate(keys):
@@ -132,19 +155,16 @@ class OnlinePredictions:
                 out[i] = (replayed[key], False)
             else:
                 todo.append(i)
-        if todo:
-            requests = [OnlineRequest(cellsets[i], self.predictor.select_cells(cellsets[i]),
-                                      principal, source, keys[i], digest) for i in todo]
-            for i, result in zip(todo, await self.batcher.submit_many(requests), strict=True):
-                out[i] = result
-        return [r for r in out if r is not None]
+        requests = [OnlineRequest(cellsets[i], self.predictor.select_cells(cellsets[i]),
+                                  principal, source, keys[i], digest) for i in todo]
+        return out, todo, requests
 
-    def replay_many(self, principal: Principal, keys: Sequence[str],
-                    digest: str) -> dict[str, Prediction]:
+    def replay_many(self, principal: Principal, keys: Sequence[str], digest: str, *,
+                    end: float | None = None) -> dict[str, Prediction]:
         """Key → stored prediction for the keys seen before (one query, one transaction)."""
         if not keys:
             return {}
-        with self.engine.begin() as conn:
+        with transaction(self.engine, end=end or self._deadline()) as conn:
             ids = replayed_ids(conn, principal.tenant, keys, digest, "prediction")
             if not ids:
                 return {}
@@ -154,13 +174,13 @@ class OnlinePredictions:
                                        for i in ids.values()) if p is not None}
         return {key: found[i] for key, i in ids.items() if i in found}
 
-    def replay(self, principal: Principal, key: str | None,
-               digest: str) -> Prediction | None:
+    def replay(self, principal: Principal, key: str | None, digest: str, *,
+               end: float | None = None) -> Prediction | None:
         """The stored prediction for the tenant's retried `Idempotency-Key`, or None for a new
-        request."""
+        request; `end`: the deadline (monotonic) of its database work."""
         if key is None:
             return None  # no key, nothing to replay: no database round trip
-        with self.engine.begin() as conn:
+        with transaction(self.engine, end=end or self._deadline()) as conn:
             prediction_id = replayed_id(conn, principal.tenant, key, digest, "prediction")
             if prediction_id is None:
                 return None
@@ -168,26 +188,32 @@ class OnlinePredictions:
                          action="replay", resource="prediction", resource_id=prediction_id)
             return get_prediction(conn, prediction_id, tenant=principal.tenant)
 
-    def _run_model(self, requests: list[OnlineRequest]) -> ModelBatch:
-        return self.predictor.run_model([r.cells for r in requests])
+    def _deadline(self) -> float:
+        return time.monotonic() + self.database_timeout_s
+
+    def _run_model(self, requests: list[OnlineRequest]) -> tuple[float, ModelBatch]:
+        batch = self.predictor.run_model([r.cells for r in requests])
+        return self._deadline(), batch  # the database's time starts once the model is done
 
     def _store_batch(self, requests: Sequence[OnlineRequest],
-                     batch: ModelBatch) -> list[Stored | Exception]:
+                     output: tuple[float, ModelBatch]) -> list[Stored | Exception]:
         """Finish and persist one micro-batch in one transaction.
 
         If the batch transaction fails on a unique key (a concurrent retry with the same
         Idempotency-Key won the race), every request is stored on its own instead, so one
         duplicate cannot fail its neighbours.
         """
+        end, batch = output
         predictions = self.predictor.finish([r.cellset for r in requests], batch,
                                             sources=[r.source for r in requests],
                                             tenants=[r.principal.tenant for r in requests])
         try:
-            with self.engine.begin() as conn:
+            with transaction(self.engine, end=end) as conn:
                 self._write(conn, requests, predictions)
             results: list[Stored | Exception] = [(p, True) for p in predictions]
         except IntegrityError:
-            results = [self._store_one(r, p) for r, p in zip(requests, predictions, strict=True)]
+            results = [self._store_one(r, p, end)
+                       for r, p in zip(requests, predictions, strict=True)]
         created = [r[0] for r in results if not isinstance(r, Exception) and r[1]]
         for prediction in created:
             metrics.PREDICTIONS_STORED.labels(prediction.source).inc()
@@ -205,14 +231,15 @@ class OnlinePredictions:
             audits=[AuditEntry(r.principal.fingerprint, "create", "prediction", p.id,
                                tenant=r.principal.tenant) for r, p in pairs])
 
-    def _store_one(self, request: OnlineRequest, prediction: Prediction) -> Stored | Exception:
+    def _store_one(self, request: OnlineRequest, prediction: Prediction,
+                   end: float) -> Stored | Exception:
         try:
-            with self.engine.begin() as conn:
+            with transaction(self.engine, end=end) as conn:
                 self._write(conn, [request], [prediction])
             return prediction, True
         except IntegrityError as exc:
             try:
-                stored = self.replay(request.principal, request.key, request.digest)
+                stored = self.replay(request.principal, request.key, request.digest, end=end)
             except Exception as replay_error:  # the key was reused for another request
                 return replay_error
             return exc if stored is None else (stored, False)

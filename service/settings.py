@@ -7,6 +7,7 @@ development the settings refuse the defaults that are unsafe for a hospital netw
 from __future__ import annotations
 
 import os
+from datetime import tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -48,6 +49,9 @@ class Settings(BaseSettings):
     max_queue_size: int = Field(256, ge=1)
     # Samples per `POST /v1/predictions/bulk` request (JSON or Arrow); they share model calls.
     max_bulk_samples: int = Field(256, ge=1, le=100_000)
+    # Bytes of bulk request bodies read, decoded or scored at once in this process; a bulk
+    # request past it is a 503 with Retry-After (one is always admitted when none runs).
+    max_bulk_inflight_bytes: int = Field(96 * 1024 * 1024, ge=1024)
     # Cells (after subsampling) per model call: a micro-batch of short samples holds more of
     # them than one of long samples; 0 = only `max_batch_size` counts.
     max_batch_cells: int = Field(0, ge=0)
@@ -63,6 +67,10 @@ class Settings(BaseSettings):
     db_statement_timeout_s: float = Field(10.0, gt=0, le=3600)
     db_pool_timeout_s: float = Field(5.0, gt=0, le=60)
     readyz_timeout_s: float = Field(2.0, gt=0, le=30)
+    # PostgreSQL: the longest one call on an open connection (statement, COMMIT, pre-ping) may
+    # go unanswered before the client closes it (a silent database); longer than the server's
+    # own statement timeout, so a slow statement is cancelled by the server first.
+    database_timeout_s: float = Field(12.0, gt=0, le=3600)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
     # HTTP edge of `hct serve` (service/api/http_limits.py): request head size and read time,
@@ -86,6 +94,11 @@ class Settings(BaseSettings):
     # Whose predictions go to that LIS (one link per deployment); empty: every tenant's, which
     # is refused when the keys name more than one tenant (one lab's LIS, another's patients).
     hl7_mllp_tenants: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # /v1/monitoring and /metrics hide a figure over fewer samples than this (a small window's
+    # mean is close to one patient's own value); the default is DEFAULT_MIN_SAMPLES there.
+    monitoring_min_samples: int = Field(20, ge=1, le=100_000)
+    # The zone a collection time without a UTC offset is read in (service/collection_time.py).
+    local_timezone: str = "UTC"
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -112,6 +125,21 @@ class Settings(BaseSettings):
             raise ValueError("HCT_API_KEYS lists one key digest twice")
         return keys
 
+    @field_validator("local_timezone")
+    @classmethod
+    def _is_iana_zone(cls, name: str) -> str:
+        from service.collection_time import zone_named
+
+        zone_named(name)  # raises ValueError naming the setting
+        return name
+
+    @property
+    def local_zone(self) -> tzinfo:
+        """`HCT_LOCAL_TIMEZONE` as a zone."""
+        from service.collection_time import zone_named
+
+        return zone_named(self.local_timezone)
+
     @property
     def key_entries(self) -> list[KeyEntry]:
         """The configured keys with their tenants and scopes."""
@@ -135,6 +163,16 @@ class Settings(BaseSettings):
                 f"HCT_HL7_MLLP_TENANTS must name the tenants whose results go to the LIS at "
                 f"HCT_HL7_MLLP_HOST: HCT_API_KEYS has keys of {len(tenants)} tenants "
                 f"({', '.join(sorted(tenants))})")
+        return self
+
+    @model_validator(mode="after")
+    def _client_deadline_after_server_timeout(self) -> Settings:
+        if self.database_timeout_s <= self.db_statement_timeout_s:
+            raise ValueError(
+                f"HCT_DATABASE_TIMEOUT_S ({self.database_timeout_s:g}) must be longer than "
+                f"HCT_DB_STATEMENT_TIMEOUT_S ({self.db_statement_timeout_s:g}): the server "
+                "cancels a slow statement and keeps the connection, the client deadline "
+                "closes it")
         return self
 
     @model_validator(mode="after")

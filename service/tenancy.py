@@ -14,7 +14,8 @@ from dataclasses import dataclass
 DEFAULT_TENANT = "default"
 SCOPES = ("predict", "read", "admin")
 ALL_SCOPES = frozenset(SCOPES)
-_TENANT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"  # a tenant name, as keys and queries give it
+_TENANT = re.compile(TENANT_PATTERN)
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 

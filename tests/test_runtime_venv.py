@@ -80,8 +80,9 @@ def test_runtime_venv_serves_a_prediction(runtime_venv, tmp_path):
             assert r.status == 201
             answer = json.loads(r.read())
         assert 10 < answer["hematocrit_pct"] < 70
-        # the shipped int8 variant on the CPU (HCT_MODEL_PRECISION=auto), said in the provider
-        assert answer["model"]["provider"] == "CPUExecutionProvider int8"
+        # auto keeps fp32 on the CPU: the shipped int8 variant's values depend on the other
+        # samples in a model call (dynamic activation quantisation)
+        assert answer["model"]["provider"] == "CPUExecutionProvider"
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.api.bulk_budget import BulkBudget
 from service.api.control_characters import ControlCharacterMiddleware
 from service.api.docs_guard import DocsGuardMiddleware
 from service.api.errors import install_error_handlers
@@ -22,6 +23,7 @@ from service.api.middleware import (
     MetricsMiddleware,
     SecurityHeadersMiddleware,
 )
+from service.api.openapi_document import install_document_fixes
 from service.api.routes import (
     batches,
     bulk,
@@ -88,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    hl7_outbox.router):
         app.include_router(router)
     web.mount(app)
+    app.state.bulk_budget = BulkBudget(settings.max_bulk_inflight_bytes)
+    install_document_fixes(app)
     # The last added is outermost: metrics see every answer (413s and the control-character
     # 422s included).
     app.add_middleware(ControlCharacterMiddleware)

@@ -4,6 +4,7 @@ when keys are configured: they map every route an attacker could try.
 A guard in front of the routes, whoever serves them (FastAPI's defaults or self-hosted pages),
 so it holds whatever the docs routes become. A browser is asked for HTTP Basic credentials
 (any user name, the API key as password), which it then sends with the schema request too.
+These paths are the only ones that take Basic: `/v1` wants the key header (`security.py`).
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ class DocsGuardMiddleware:
             return
         request = Request(scope)
         try:
-            authenticate(request.headers, state.settings.key_entries)
+            authenticate(request.headers, state.settings.key_entries, allow_basic=True)
         except Rejected as exc:
             await audit_rejection(state, request, exc)
-            headers = {"WWW-Authenticate": 'Basic realm="hct", Bearer'} if exc.status == 401 \
-                else exc.headers
+            # Basic alone: Chromium answers no login prompt to `Basic realm="hct", Bearer`
+            headers = {"WWW-Authenticate": 'Basic realm="hct", charset="UTF-8"'} \
+                if exc.status == 401 else exc.headers
             response = error_response(exc.status, exc.code, exc.message, exc.field, headers)
             await response(scope, receive, send)
             return

@@ -13,7 +13,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
                                               pattern=PRINTABLE)]
 
 
-def request_digest(*parts: bytes) -> str:
+def request_digest(*parts: bytes | bytearray) -> str:
     """sha256 over length-prefixed parts, so two different requests never share a digest."""
     digest = hashlib.sha256()
     for part in parts:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from service import metrics
+from service.api.content_policy import CSP_HEADER, PAGE_POLICY
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -112,8 +113,10 @@ class MetricsMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """`nosniff` on every response; `no-store` on the API's (they carry patient data), so no
-    browser or shared cache keeps a copy."""
+    """On every response: `nosniff`, `Referrer-Policy: no-referrer` (URLs carry patient and
+    job ids), and the strict Content-Security-Policy unless the route set its own (the docs
+    pages); `no-store` on the API's (they carry patient data), so no browser or shared cache
+    keeps a copy."""
 
     def __init__(self, app: ASGIApp, *, no_store_prefix: str = "/v1/") -> None:
         self.app, self.no_store_prefix = app, no_store_prefix
@@ -126,11 +129,15 @@ class SecurityHeadersMiddleware:
 
         async def add_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                replaced = {b"x-content-type-options", b"cache-control"} if no_store \
-                    else {b"x-content-type-options"}
+                replaced = {b"x-content-type-options", b"referrer-policy", b"x-frame-options"}
+                if no_store:
+                    replaced.add(b"cache-control")
                 headers = [(k, v) for k, v in message.get("headers", [])
                            if k.lower() not in replaced]
-                headers.append((b"x-content-type-options", b"nosniff"))
+                if not any(k.lower() == CSP_HEADER.encode() for k, _ in headers):
+                    headers.append((CSP_HEADER.encode(), PAGE_POLICY.encode()))
+                headers += [(b"x-content-type-options", b"nosniff"),
+                            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
                 if no_store:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers

@@ -16,6 +16,9 @@ Responses = dict[int | str, dict[str, Any]]
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
                                 "schema": {"type": "integer"}}}
 _ERRORS: Responses = {
+    400: {"description": "The multipart body cannot be read (no boundary, a malformed part, a "
+                         "part without a name, more than 1,000 fields or files); `field` is "
+                         "`body`"},
     401: {"description": "No API key presented (keys are configured)"},
     403: {"description": "The API key is not valid, or lacks the scope this operation needs "
                          "(`insufficient_scope` names it)"},
@@ -27,8 +30,12 @@ _ERRORS: Responses = {
     422: {"description": "Invalid input; `field` names it and `message` says what was "
                          "expected"},
     503: {"description": "The database is unavailable or the model queue is full: nothing "
-                         "was stored, retry after `Retry-After` seconds",
+                         "was stored, retry after `Retry-After` seconds; or "
+                         "(`commit_outcome_unknown`) the connection was lost during the "
+                         "commit: retry with the same Idempotency-Key",
           "headers": _RETRY_AFTER},
+    507: {"description": "The database's or the uploads' storage is full: nothing was stored,"
+                         " retry after `Retry-After` seconds", "headers": _RETRY_AFTER},
 }
 _REPLAYED_HEADER = {"Idempotent-Replayed": {
     "description": "`true`: the stored result of an earlier request with this Idempotency-Key",

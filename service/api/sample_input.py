@@ -4,10 +4,13 @@ sample gets the same checks, and the same error (code, field, message), on both.
 
 from __future__ import annotations
 
+from datetime import tzinfo
+
 from ingestion.cells import CellSet, LabValues
 from ingestion.errors import IngestionError
 from service.api.errors import ApiError
 from service.api.schemas import PredictionRequest
+from service.collection_time import aware
 
 
 def check_cell_count(n: int, limit: int, field: str) -> None:
@@ -17,9 +20,10 @@ def check_cell_count(n: int, limit: int, field: str) -> None:
                        "sample (HCT_MAX_CELLS)", f"body.{field}")
 
 
-def cellset_from_request(body: PredictionRequest, *, max_cells: int,
-                         min_cells: int) -> CellSet:
-    """The sample a validated body describes (raises `ApiError` / `IngestionError`)."""
+def cellset_from_request(body: PredictionRequest, *, max_cells: int, min_cells: int,
+                         zone: tzinfo) -> CellSet:
+    """The sample a validated body describes (raises `ApiError` / `IngestionError`); a
+    `collected_at` without an offset is read in `zone` (`HCT_LOCAL_TIMEZONE`)."""
     if body.cells is not None:
         volume = [c[0] for c in body.cells]
         hemoglobin = [c[1] for c in body.cells]
@@ -30,7 +34,9 @@ def cellset_from_request(body: PredictionRequest, *, max_cells: int,
     check_cell_count(len(volume), max_cells, names[0])
     lab = LabValues(measured_hematocrit_pct=body.measured_hematocrit_pct,
                     rbc_count_e12_per_l=body.rbc_count_e12_per_l,
-                    collected_at=body.collected_at, sex=body.sex, age_years=body.age_years)
+                    collected_at=None if body.collected_at is None
+                    else aware(body.collected_at, zone),
+                    sex=body.sex, age_years=body.age_years)
     try:
         return CellSet(body.patient_id, body.sample_id, volume, hemoglobin, lab=lab,
                        min_cells=min_cells)

@@ -1,8 +1,11 @@
 """Optional API keys: `HCT_API_KEYS` holds sha256 hex digests of the keys, never the keys,
 each with the tenant it acts for and its scopes (`service/tenancy.py`).
 
-A request presents its key as `Authorization: Bearer <key>`, `X-API-Key: <key>` or HTTP Basic
-with the key as password (so a browser can open `/docs`). Digests are compared in constant time
+A request presents its key as `Authorization: Bearer <key>` or `X-API-Key: <key>`. HTTP Basic
+(the key as password) is accepted only where a browser itself must answer a login prompt, the
+docs and the schema (`docs_guard`): a browser resends cached Basic credentials on its own, so a
+cross-site page could make it post to `/v1` as the user. Bearer and `X-API-Key` headers are
+set only by a script on the service's own origin. Digests are compared in constant time
 against every configured hash. Health and metrics stay open.
 """
 
@@ -30,13 +33,18 @@ def fingerprint(key: str | None) -> str:
     return ANONYMOUS if key is None else "key:" + key_digest(key)[:FINGERPRINT_HEX]
 
 
-def presented_key(headers: Mapping[str, str]) -> str | None:
+def _is_basic(headers: Mapping[str, str]) -> bool:
+    return (headers.get("authorization") or "").partition(" ")[0].lower() == "basic"
+
+
+def presented_key(headers: Mapping[str, str], *, allow_basic: bool = False) -> str | None:
+    """The key the request carries; Basic credentials count only with `allow_basic`."""
     auth = headers.get("authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer":
             return value.strip() or None
-        if scheme.lower() == "basic":
+        if scheme.lower() == "basic" and allow_basic:
             try:
                 decoded = base64.b64decode(value.strip(), validate=True).decode()
             except (binascii.Error, UnicodeDecodeError):
@@ -55,17 +63,24 @@ class Rejected(ApiError):
         self.tenant = tenant
 
 
-def authenticate(headers: Mapping[str, str], keys: Sequence[KeyEntry]) -> Principal:
+def authenticate(headers: Mapping[str, str], keys: Sequence[KeyEntry], *,
+                 allow_basic: bool = False) -> Principal:
     """The caller's `Principal`, or `Rejected` (401 without a key, 403 with a wrong one).
 
     Without configured keys (development) every caller is tenant `default` with all scopes.
+    HTTP Basic counts as a key only with `allow_basic` (the docs); elsewhere a request whose
+    only credential is Basic gets a 401 saying which header to send instead.
     """
     if not keys:
         return DEVELOPMENT
-    key = presented_key(headers)
+    key = presented_key(headers, allow_basic=allow_basic)
     if key is None:
-        raise Rejected(401, "unauthorized", "an API key is required: send 'Authorization: "
-                       "Bearer <key>' or 'X-API-Key: <key>'", presented=None,
+        message = ("HTTP Basic credentials are accepted only on the docs (/docs, /redoc, "
+                   "/openapi.json): send the API key as 'Authorization: Bearer <key>' or "
+                   "'X-API-Key: <key>'") if _is_basic(headers) and not allow_basic else (
+                   "an API key is required: send 'Authorization: Bearer <key>' or "
+                   "'X-API-Key: <key>'")
+        raise Rejected(401, "unauthorized", message, presented=None,
                        headers={"WWW-Authenticate": "Bearer"})
     digest = key_digest(key)
     found: KeyEntry | None = None

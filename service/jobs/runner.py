@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from ingestion.errors import IngestionError, SampleError
 from ingestion.sources import iter_source
 from service import metrics
+from service.collection_time import localized
 from service.db.writer import PredictionWriter
 from service.jobs import store as job_store
 from service.jobs.chunks import decode_chunk, encode_chunk
@@ -154,9 +155,9 @@ class JobRunner:
             chunk, errors = [], []
 
         try:
-            for seq, item in enumerate(iter_source(Path(job.upload_path), fmt=job.format,
-                                                   min_cells=settings.min_cells,
-                                                   max_cells=settings.max_cells)):
+            samples = iter_source(Path(job.upload_path), fmt=job.format,
+                                  min_cells=settings.min_cells, max_cells=settings.max_cells)
+            for seq, item in enumerate(localized(samples, settings.local_zone)):
                 total += 1
                 if isinstance(item, SampleError):
                     errors.append(_error_item(seq, item, job))

@@ -1,6 +1,6 @@
 """`hct score` on one machine: offline batch scoring of a lab export through the service's own
-`Predictor` (same subsampling, model, baselines and flags as a POST), written as CSV with the
-same columns and values as the batch API's results.
+`Predictor` (same subsampling, model, baselines and flags as a POST), written as CSV (or
+Parquet, by the name's suffix) with the same columns and values as the batch API's results.
 
 It never loses work: a sample that cannot be read or scored becomes an error row and the rest
 go on; a file-level problem met part-way (e.g. a broken row structure) stops reading, keeps
@@ -18,11 +18,9 @@ from ingestion.cells import CellSet
 from ingestion.errors import IngestionError, SampleError
 from ingestion.sources import iter_source
 from model.progress import progress_bar
-from service.offline.blocks import score_block
-from service.prediction.mapper import csv_lines
-from service.prediction.predictor import Predictor
-from service.runtime.bundle import load_bundle
-from service.runtime.onnx_model import OnnxModel
+from service.collection_time import localized
+from service.offline.blocks import offline_predictor, score_block
+from service.offline.result_files import write_results
 from service.settings import Settings
 
 log = logging.getLogger("hct.offline")
@@ -41,13 +39,15 @@ def _chunks(items: Iterator[CellSet | SampleError], size: int) -> Iterator[list]
 
 def score_file(source: Path, out: Path, settings: Settings, *, progress: bool = True,
                batch_size: int = 64) -> tuple[int, int]:
-    """Score every sample of `source` into `out` (CSV); returns (scored, errors).
+    """Score every sample of `source` into `out` (CSV, or Parquet for .parquet/.pq); returns
+    (scored, errors).
 
     Raises `IngestionError` for a file-level problem, after writing every row before it.
     """
-    model = OnnxModel(load_bundle(settings.model_dir), settings.execution_provider,
-                      precision=settings.model_precision)
-    predictor = Predictor.for_model(model, settings.set_size)
+    predictor = offline_predictor(settings.model_dir, provider=settings.execution_provider,
+                                  precision=settings.model_precision,
+                                  set_size=settings.set_size,
+                                  intra_op_threads=settings.intra_op_threads)
     counts = {"done": 0, "error": 0}
     stopped: list[IngestionError] = []
 
@@ -57,7 +57,8 @@ def score_file(source: Path, out: Path, settings: Settings, *, progress: bool = 
             counts["done" if row["status"] == "done" else "error"] += 1
         return rows
 
-    items = iter_source(source, min_cells=settings.min_cells, max_cells=settings.max_cells)
+    items = localized(iter_source(source, min_cells=settings.min_cells,
+                                  max_cells=settings.max_cells), settings.local_zone)
     first = next(items, None)  # a file unreadable from the start raises before `out` exists
 
     def rows(bar) -> Iterator[dict[str, object]]:
@@ -74,13 +75,8 @@ def score_file(source: Path, out: Path, settings: Settings, *, progress: bool = 
             bar.advance(len(block))
             bar.note(f"{counts['error']} errors")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with progress_bar(None, "scoring", unit="samples") as bar, out.open("w", newline="") as fh:
-        if not progress:
-            bar = _Silent()
-        for text in csv_lines(rows(bar)):
-            fh.write(text)
-            fh.flush()
+    with progress_bar(None, "scoring", unit="samples") as bar:
+        write_results(rows(bar if progress else _Silent()), out)
     if stopped:
         raise stopped[0]
     return counts["done"], counts["error"]

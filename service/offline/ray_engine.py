@@ -33,11 +33,11 @@ import pyarrow as pa
 from ingestion.errors import IngestionError
 from ingestion.shards import ROWS_PER_SHARD, SETS_PER_SHARD, Shard, iter_shard, plan_shards
 from ingestion.tables.long_format import check_header
-from service.offline.blocks import score_block
+from service.collection_time import localized, zone_named
+from service.offline.blocks import bundle_files, offline_predictor, score_block
 from service.offline.result_files import RESULT_SCHEMA, write_results
 from service.settings import Settings
 
-BUNDLE_FILES = ("card.json", "model.onnx")
 READ_BLOCK = 256  # samples per block a read task hands on
 _STOPPED = "stopped"  # status of the marker row a shard emits for a file-level error
 _ORDER = [("shard", pa.int64()), ("index", pa.int64())]
@@ -60,7 +60,8 @@ def score_with_ray(source: Path, out: Path, settings: Settings, *, address: str 
     if shards[0].fmt in ("csv", "parquet"):  # a missing column fails here, before any output
         check_header(source, fmt=shards[0].fmt)
     shards = [Shard(**{**asdict(s), "path": str(Path(s.path).resolve())}) for s in shards]
-    bundle = {name: (Path(settings.model_dir) / name).read_bytes() for name in BUNDLE_FILES}
+    bundle = {name: (Path(settings.model_dir) / name).read_bytes()
+              for name in bundle_files(settings.model_dir)}
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
@@ -104,11 +105,13 @@ def _dataset(ray: Any, shards: list[Shard], bundle: dict[str, bytes], settings: 
     items = [{"shard": i, "spec": json.dumps(asdict(s))} for i, s in enumerate(shards)]
     return (ray.data.from_items(items, override_num_blocks=max(1, len(items)))
             .map_batches(_read_shards, batch_size=1, fn_kwargs={
-                "min_cells": settings.min_cells, "max_cells": settings.max_cells})
+                "min_cells": settings.min_cells, "max_cells": settings.max_cells,
+                "zone": settings.local_timezone})
             .map_batches(_Scorer, batch_size=batch_size, batch_format="pyarrow",
                          compute=ray.data.ActorPoolStrategy(size=pool),
                          fn_constructor_kwargs={
                              "bundle": bundle, "provider": provider,
+                             "precision": settings.model_precision,
                              "set_size": settings.set_size, "batch_size": batch_size},
                          **per_actor))
 
@@ -126,15 +129,16 @@ def _ordered_rows(dataset: Any) -> Iterator[dict[str, Any]]:
             yield row
 
 
-def _read_shards(batch: dict[str, np.ndarray], min_cells: int,
-                 max_cells: int) -> Iterator[pa.Table]:
+def _read_shards(batch: dict[str, np.ndarray], min_cells: int, max_cells: int,
+                 zone: str) -> Iterator[pa.Table]:
     """A read task: the samples of its shard, pickled, in blocks of `READ_BLOCK`."""
     for shard_no, spec in zip(batch["shard"], batch["spec"], strict=True):
         shard = Shard(**json.loads(str(spec)))
         block: list[bytes] = []
         first = 0
         try:
-            for item in iter_shard(shard, min_cells=min_cells, max_cells=max_cells):
+            for item in localized(iter_shard(shard, min_cells=min_cells, max_cells=max_cells),
+                                  zone_named(zone)):
                 block.append(pickle.dumps(item))
                 if len(block) == READ_BLOCK:
                     yield _block(int(shard_no), first, block)
@@ -153,19 +157,16 @@ def _block(shard: int, first: int, payloads: list[bytes]) -> pa.Table:
 
 
 class _Scorer:
-    """One actor: the bundle's ONNX session loaded once, then `score_block` per batch."""
+    """One actor: the bundle's ONNX session loaded once (as `hct score` opens it: same graph
+    by the same precision rule), then `score_block` per batch."""
 
-    def __init__(self, bundle: dict[str, bytes], provider: str, set_size: int,
+    def __init__(self, bundle: dict[str, bytes], provider: str, precision: str, set_size: int,
                  batch_size: int) -> None:
-        from service.prediction.predictor import Predictor
-        from service.runtime.bundle import load_bundle
-        from service.runtime.onnx_model import OnnxModel
-
         folder = Path(tempfile.mkdtemp(prefix="hct-bundle-"))
         for name, data in bundle.items():  # shipped by the driver: no shared model folder
             (folder / name).write_bytes(data)
-        model = OnnxModel(load_bundle(folder), provider, intra_op_threads=1)
-        self.predictor = Predictor.for_model(model, set_size)
+        self.predictor = offline_predictor(folder, provider=provider, precision=precision,
+                                           set_size=set_size, intra_op_threads=1)
         self.batch_size = batch_size
 
     def __call__(self, batch: pa.Table) -> pa.Table:

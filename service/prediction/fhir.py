@@ -7,10 +7,10 @@ estimate from a research model trained on synthetic data.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from model.card import architecture_label
+from service.collection_time import stored_instant
 from service.prediction.notice import NOTICE
 from service.prediction.prediction import Prediction
 from service.prediction.reference import RANGE_TEXT
@@ -53,20 +53,15 @@ def observation(record: Prediction, base_url: str = "") -> dict[str, Any]:
         "note": [{"text": f"Model estimate, not a measured value. {NOTICE}"}],
     }
     _add_trust(obs, record)
-    if record.lab.get("collected_at"):
-        obs["effectiveDateTime"] = fhir_datetime(record.lab["collected_at"])
+    collected = stored_instant(record.lab.get("collected_at"))
+    if collected is not None:
+        obs["effectiveDateTime"] = collected.isoformat()
     if base_url:
         obs["derivedFrom"] = [{"reference": f"{base_url}/v1/predictions/{record.id}",
                                "display": "source prediction with cells summary"}]
     return obs
 
 
-def fhir_datetime(iso: str) -> str:
-    """An ISO 8601 time as a FHIR `dateTime`: a time of day needs an offset there, so a wall
-    time recorded without a zone is given to its day (the REST body keeps the full value).
-    """
-    value = datetime.fromisoformat(iso)
-    return value.isoformat() if value.tzinfo is not None else value.date().isoformat()
 def _add_trust(obs: dict[str, Any], record: Prediction) -> None:
     """The interval as a component with a `valueRange`; the quality verdict as a note; a
     withheld value as `dataAbsentReason` (no value, no interpretation)."""

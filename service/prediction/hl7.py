@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from hl7apy.base_datatypes import DateTimeDataType
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message
 
 from model.card import architecture_label
+from service.collection_time import stored_instant
 from service.prediction.notice import NOTICE
 from service.prediction.prediction import Prediction
 
@@ -81,14 +83,28 @@ def _coded(code: tuple[str, str, str]) -> str:
 
 
 def _dtm(value: datetime | str | None) -> str:
-    """HL7 DTM `YYYYMMDDHHMMSS+ZZZZ`; naive datetimes (SQLite reads) are UTC."""
-    if value is None:
+    """HL7 DTM `YYYYMMDDHHMMSS+ZZZZ` of `stored_instant(value)` (a naive legacy value is UTC);
+    an offset HL7 does not allow (beyond -12:00 to +14:00) is written as UTC."""
+    instant = stored_instant(value)
+    if instant is None:
         return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.strftime("%Y%m%d%H%M%S%z")
+    minutes = int(instant.utcoffset().total_seconds()) // 60  # type: ignore[union-attr]
+    if not -12 * 60 <= minutes <= 14 * 60:
+        instant, minutes = instant.astimezone(UTC), 0
+    sign, minutes = ("-", -minutes) if minutes < 0 else ("+", minutes)
+    return f"{instant.year:04d}{instant:%m%d%H%M%S}{sign}{minutes // 60:02d}{minutes % 60:02d}"
+
+
+def _four_digit_year(self: DateTimeDataType, encoding_chars: Any = None) -> str:
+    """hl7apy renders a DTM with `strftime("%Y")`, which writes year 1 as `1` (a malformed
+    DTM): the year is always four digits here."""
+    text = datetime.strftime(self.value, self.format)
+    if self.format.startswith("%Y") and self.value.year < 1000:
+        text = f"{self.value.year:04d}" + text[len(str(self.value.year)):]
+    return text
+
+
+DateTimeDataType.to_er7 = _four_digit_year  # type: ignore[method-assign]
 
 
 def control_id(record: Prediction) -> str:

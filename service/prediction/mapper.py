@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from model.baselines import BASELINE_NAMES
+from service.collection_time import stored_instant
 from service.prediction.notice import NOTICE
 from service.prediction.prediction import Prediction
 
@@ -19,8 +20,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "seq", "patient_id", "sample_id", "status", "prediction_id", "hematocrit_pct",
     "hematocrit_lower_pct", "hematocrit_upper_pct", "quality", "quality_score",
     "quality_reasons", "flag", *BASELINE_NAMES, "measured_hematocrit_pct", "n_cells",
-    "n_cells_used", "mcv_fl", "rdw_cv_pct", "model_version", "onnx_sha256", "error_kind",
-    "error_message")
+    "n_cells_used", "mcv_fl", "rdw_cv_pct", "collected_at", "model_version", "onnx_sha256",
+    "error_kind", "error_message")
 VALUE_DECIMALS = 4  # hematocrit and baselines, %
 INDEX_DECIMALS = 3  # MCV fL, RDW %
 # OWASP: a cell starting with one of these is read as a formula by spreadsheet programs.
@@ -39,7 +40,7 @@ def rest_body(p: Prediction) -> dict[str, Any]:
         "flag": flag, "outside_reference_range": None if flag is None else flag != "N",
         "reference_range": {"low": low, "high": high, "unit": "%"}, "n_cells": p.n_cells,
         "n_cells_used": p.n_cells_used, "indices": p.indices, "baselines": p.baselines,
-        "lab": p.lab, "residuals": p.residuals,
+        "lab": {**p.lab, "collected_at": collected_at(p)}, "residuals": p.residuals,
         "model": {"name": p.model_name, "version": p.model_version,
                   "onnx_sha256": p.onnx_sha256, "provider": p.provider},
         "job_id": p.job_id, "notice": NOTICE,
@@ -63,9 +64,16 @@ def result_row(seq: int, p: Prediction, *, stored: bool = True) -> dict[str, Any
         "n_cells_used": p.n_cells_used,
         "mcv_fl": _round(p.indices.get("mcv_fl"), INDEX_DECIMALS),
         "rdw_cv_pct": _round(p.indices.get("rdw_cv_pct"), INDEX_DECIMALS),
-        "model_version": p.model_version, "onnx_sha256": p.onnx_sha256,
+        "collected_at": collected_at(p), "model_version": p.model_version,
+        "onnx_sha256": p.onnx_sha256,
         "error_kind": None, "error_message": None,
     }
+
+
+def collected_at(p: Prediction) -> str | None:
+    """The collection time as ISO 8601 with its offset (what every surface shows)."""
+    instant = stored_instant(p.lab.get("collected_at"))
+    return None if instant is None else instant.isoformat()
 
 
 def error_row(seq: int, patient_id: str | None, sample_id: str | None, kind: str,

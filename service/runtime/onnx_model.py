@@ -81,17 +81,27 @@ class OnnxModel:
             _HOST_CHECKS[key] = host_check(fp32, self.session, limit)
         self.host_check = dict(_HOST_CHECKS[key])
         limit = self.host_check["limit"]
-        if self.host_check["passed"]:
-            return
         worst = self.host_check["max_abs_diff_pct"]
-        if precision == "int8":
-            raise BundleError(f"HCT_MODEL_PRECISION=int8 but on this host the int8 graph differs "
-                              f"from fp32 by {worst:.2f} hematocrit points (limit {limit:g}); "
-                              "use fp32 or auto")
-        log.warning("int8 graph differs from fp32 by %.2f points on this host (limit %g): "
-                    "serving fp32", worst, limit)
-        self.graph = replace(fp32_graph, why=f"HCT_MODEL_PRECISION=auto, int8 differs from fp32 "
-                             f"on this host by {worst:.2f} points (limit {limit:g})")
+        batch = self.host_check["batch_max_abs_diff_pct"]
+        if not self.host_check["passed"]:
+            if precision == "int8":
+                raise BundleError(f"HCT_MODEL_PRECISION=int8 but on this host the int8 graph "
+                                  f"differs from fp32 by {worst:.2f} hematocrit points (limit "
+                                  f"{limit:g}); use fp32 or auto")
+            why = (f"HCT_MODEL_PRECISION=auto, int8 differs from fp32 on this host by "
+                   f"{worst:.2f} points (limit {limit:g})")
+        elif not self.host_check["batch_independent"]:
+            if precision == "int8":
+                log.warning("HCT_MODEL_PRECISION=int8: a sample's value depends on the other "
+                            "samples in its model call (up to %.3g points here); auto serves "
+                            "fp32", batch)
+                return
+            why = (f"HCT_MODEL_PRECISION=auto, int8 values depend on the other samples in a "
+                   f"model call (up to {batch:.3g} points on this host)")
+        else:
+            return
+        (log.warning if not self.host_check["passed"] else log.info)("%s: serving fp32", why)
+        self.graph = replace(fp32_graph, why=why)
         self.session = ort.InferenceSession(str(fp32_graph.path), options, providers=wanted)
 
     @staticmethod

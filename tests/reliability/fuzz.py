@@ -3,9 +3,10 @@
 (valid and invalid), plus strategies that send real 1,000-cell samples (JSON, FCS, a Parquet batch)
 so the successful paths are explored too, then read back what they stored.
 
-Checks on every response: no server error (any 5xx but a 503 the service documents), and the
-response conforms to the schema. Runs are seeded (`derandomize`) and bounded by
-`max_examples` per operation, with no per-example deadline (a model call is not a hang).
+Checks on every response: no server error (any 5xx but a 503 the service documents), its
+status is one the operation documents, and the response conforms to the schema. Runs are
+seeded (`derandomize`) and bounded by `max_examples` per operation, with no per-example
+deadline (a model call is not a hang).
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.python.asgi import shutdown_lifespans
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from ingestion.fcs.writer import encode_fcs
 
@@ -38,7 +42,7 @@ def _arrow_bytes(_ctx: Any, value: Any) -> bytes:
         return bytes(value)
     return str(value).encode()
 
-CHECKS = [not_a_server_error, response_schema_conformance]
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 PRINTABLE_ID = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")),
                        min_size=1, max_size=40).filter(str.strip)
 

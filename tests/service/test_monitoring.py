@@ -157,3 +157,66 @@ def test_concurrent_feeding_counts_every_record(in_distribution: dict[str, Any])
 def test_a_record_without_model_version_is_refused() -> None:
     with pytest.raises(ValueError, match="model_version"):
         Monitor.from_card(CARD).observe_many([{"mcv_fl": 90.0}])
+
+
+def test_each_tenant_has_its_own_window_and_alarm(in_distribution: dict[str, Any]) -> None:
+    """A tenant whose laboratory reads 3 points low raises its own bias alarm; the other
+    tenant's window never sees those samples, and all traffic is still watched."""
+    rows = in_distribution["records"]
+    monitor = Monitor.from_card(CARD)
+    monitor.observe_many([{**r, "tenant": "lab-a"} for r in rows[:300]])
+    monitor.observe_many([{**r, "tenant": "lab-b",
+                           "measured_hematocrit_pct": r["measured_hematocrit_pct"] - 3.0}
+                          for r in rows[300:600]])
+    (a,), (b,) = (monitor.snapshot(t)["models"] for t in ("lab-a", "lab-b"))
+    assert a["samples_seen"] == 300 and b["samples_seen"] == 300
+    assert not a["agreement"]["alarm"] and abs(a["agreement"]["bias_pct"]) < 1.0
+    assert b["agreement"]["alarm"] and b["agreement"]["bias_pct"] > 2.0
+    (overall,) = monitor.snapshot()["models"]
+    assert overall["samples_seen"] == 600 and monitor.tenants() == ["lab-a", "lab-b"]
+    (nobody,) = monitor.snapshot("lab-c")["models"]
+    assert nobody["samples_seen"] == 0 and nobody["reference"] is True
+
+
+def test_a_figure_over_fewer_samples_than_the_minimum_is_hidden(
+        in_distribution: dict[str, Any]) -> None:
+    rows = in_distribution["records"]
+    monitor = Monitor.from_card(CARD, min_samples=60)
+    monitor.observe_many(rows[:59])
+    (model,) = monitor.snapshot()["models"]
+    # the card's own drift minimum (50) is met, the monitor's (60) is not
+    assert set(model["drift"]["statistic"].values()) == {None}
+    assert model["drift"]["hidden"]["figures"] == sorted(model["drift"]["statistic"])
+    assert model["agreement"]["bias_pct"] is None and model["quality"]["share"]["ok"] is None
+    monitor.observe_many(rows[59:60])
+    (model,) = monitor.snapshot()["models"]
+    assert None not in model["drift"]["statistic"].values() and model["drift"]["hidden"] is None
+    assert model["agreement"]["bias_pct"] is not None
+
+
+def test_the_default_minimum_window_is_the_settings_default() -> None:
+    from service.monitoring import DEFAULT_MIN_SAMPLES
+    from service.settings import Settings
+
+    assert Settings.model_fields["monitoring_min_samples"].default == DEFAULT_MIN_SAMPLES
+    with pytest.raises(ValueError, match="min_samples"):
+        Monitor.from_card(CARD, min_samples=0)
+
+
+def test_a_second_tenant_splits_the_first_ones_window_off_intact(
+        in_distribution: dict[str, Any]) -> None:
+    """While one tenant alone sends traffic its window is the all-traffic one; the first
+    sample of a second tenant (here mid-batch) leaves each with exactly its own samples."""
+    rows = in_distribution["records"]
+    a = [{**r, "tenant": "lab-a"} for r in rows[:40]]
+    b = [{**r, "tenant": "lab-b", "measured_hematocrit_pct": 10.0} for r in rows[40:70]]
+    monitor = Monitor.from_card(CARD)
+    monitor.observe_many(a[:30])
+    assert monitor.snapshot("lab-a")["models"] == monitor.snapshot()["models"]
+    monitor.observe_many([a[30], b[0], a[31], *b[1:], *a[32:]])
+    (own_a,), (own_b,) = (monitor.snapshot(t)["models"] for t in ("lab-a", "lab-b"))
+    alone = Monitor.from_card(CARD)
+    alone.observe_many(a)
+    assert own_a == alone.snapshot()["models"][0]
+    assert own_b["samples_seen"] == 30 and own_b["agreement"]["bias_pct"] > 20
+    assert monitor.snapshot()["models"][0]["samples_seen"] == 70

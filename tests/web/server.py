@@ -102,19 +102,24 @@ def write_batch_csv(path: Path, n_patients: int = 12, cells: int = 300) -> Path:
 
 
 @contextmanager
-def browser_page(width: int = 1280, height: int = 800) -> Iterator:
-    """A Playwright page in the system Chromium; `page.requests_seen` lists every URL asked."""
+def browser_page(width: int = 1280, height: int = 800, **context: object) -> Iterator:
+    """A Playwright page in the system Chromium; `page.requests_seen` lists every URL asked,
+    `page.console_seen` every console message (CSP violations are reported there).
+    `context` goes to `new_context` (e.g. `http_credentials`)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            context = browser.new_context(viewport={"width": width, "height": height},
-                                          accept_downloads=True)
-            page = context.new_page()
+            opened = browser.new_context(viewport={"width": width, "height": height},
+                                         accept_downloads=True, **context)
+            page = opened.new_page()
             seen: list[str] = []
             page.on("request", lambda request: seen.append(request.url))
             page.requests_seen = seen
+            console: list[str] = []
+            page.on("console", lambda message: console.append(message.text))
+            page.console_seen = console
             yield page
         finally:
             browser.close()

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -74,6 +75,8 @@ def test_fcs_upload_shows_the_value_the_api_stored(server, tmp_path):
         page.get_by_label("FCS file", exact=True).set_input_files(str(fcs))
         page.get_by_label("Sex", exact=True).select_option("F")
         page.get_by_label("Measured hematocrit, % (optional)", exact=True).fill("41.5")
+        page.get_by_label("Collected at (optional, the lab's local time)", exact=True).fill(
+            "2026-03-04T05:06:07")
         page.get_by_role("button", name="Estimate hematocrit").click()
         page.locator("#history-table tbody tr").first.wait_for()
         shown = page.locator("#hct-value").inner_text()
@@ -85,6 +88,10 @@ def test_fcs_upload_shows_the_value_the_api_stored(server, tmp_path):
         baselines = page.locator("#baselines tbody tr").all_inner_texts()
         assert len(baselines) == 1 + len(stored["baselines"])
         assert "41.5 %" in page.locator("#measured-value").inner_text()
+        # read in the service's zone (UTC here) and shown as the API states it, with offset
+        assert page.locator("#collected").inner_text() == stored["lab"]["collected_at"]
+        assert datetime.fromisoformat(stored["lab"]["collected_at"]) == datetime(
+            2026, 3, 4, 5, 6, 7, tzinfo=UTC)
         assert page.locator("#scatter canvas").count() == 1
         assert page.locator("#hist-volume canvas").count() == 1
         assert "MCV" in page.locator("#vol-caption").inner_text()
@@ -96,14 +103,17 @@ def test_fcs_upload_shows_the_value_the_api_stored(server, tmp_path):
 
 
 def test_batch_progress_results_and_download(server, tmp_path):
+    from playwright.sync_api import expect
+
     export = write_batch_csv(tmp_path / "export.csv", n_patients=12)
     with browser_page() as page:
         _sign_in(page, server)
         page.get_by_label("Lab export", exact=True).set_input_files(str(export))
         page.get_by_role("button", name="Score batch").click()
         page.get_by_role("button", name="Download CSV").wait_for()
-        page.wait_for_function("!document.getElementById('batch-download').disabled",
-                               timeout=60_000)
+        # a locator wait: `wait_for_function` evaluates its string with eval, which the
+        # page's policy (script-src 'self') refuses
+        expect(page.get_by_role("button", name="Download CSV")).to_be_enabled(timeout=60_000)
         assert "done: 12 of 12" in page.locator("#batch-status").inner_text()
         assert page.locator("#batch-progress").evaluate("p => p.value === p.max")
         assert page.locator("#batch-table tbody tr").count() == 12
@@ -151,3 +161,68 @@ def test_a_read_only_key_signs_in_and_is_told_scoring_needs_predict(server, tmp_
         assert page.locator("#result").is_hidden()
         assert _api(server, "/v1/predictions?patient_id=PT-ro")["total"] == 0
         _only_loopback(page)
+
+
+# Chromium reports each blocked script, style, image or connection on the console, and fires a
+# `securitypolicyviolation` event; both are collected so either one fails the test.
+_RECORD_VIOLATIONS = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
+
+
+def _violations(page) -> list[str]:
+    events = page.evaluate("window.__csp")
+    return events + [m for m in page.console_seen if "Content Security Policy" in m]
+
+
+def test_the_page_runs_under_its_content_security_policy(server, tmp_path):
+    fcs = write_sample_fcs(tmp_path / "csp.fcs", patient_id="PT-csp", sample_id="S-csp-1")
+    with browser_page() as page:
+        page.add_init_script(_RECORD_VIOLATIONS)
+        response = page.goto(server + "/")
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        _sign_in(page, server)
+        page.locator("#app").wait_for()
+        page.get_by_label("FCS file", exact=True).set_input_files(str(fcs))
+        page.get_by_role("button", name="Estimate hematocrit").click()
+        page.locator("#history-table tbody tr").first.wait_for()
+        assert page.locator("#scatter canvas").count() == 1
+        page.evaluate("""() => { const s = document.createElement("script");
+                                 s.textContent = "window.__inline = true";
+                                 document.body.appendChild(s); }""")
+        assert page.evaluate("window.__inline === undefined")  # an injected script is blocked
+        seen = _violations(page)
+        assert len(seen) >= 1 and all("script-src" in v for v in seen), seen  # that one only
+        page.evaluate("window.__csp = []")
+        page.console_seen.clear()
+        page.get_by_role("button", name="Sign out").click()
+        assert _violations(page) == []
+        _only_loopback(page)
+
+
+def test_the_docs_render_under_their_policy_and_basic_login_does_not_reach_v1(server):
+    with browser_page(http_credentials={"username": "lab", "password": API_KEY}) as page:
+        page.add_init_script(_RECORD_VIOLATIONS)
+        page.goto(server + "/docs")
+        page.locator(".opblock").first.wait_for(timeout=30_000)
+        assert page.locator(".opblock").count() >= 10
+        assert page.locator("button.authorize").count() == 1  # the key header schemes
+        assert _violations(page) == []
+        # the browser now holds Basic credentials for this origin: /v1 must not take them
+        answer = page.evaluate("""async () => {
+            const r = await fetch("/v1/model", { credentials: "include" });
+            return [r.status, (await r.json()).error.message]; }""")
+        assert answer[0] == 401 and "X-API-Key" in answer[1], answer
+        _only_loopback(page)
+        page.goto(server + "/redoc")
+        page.get_by_role("heading", name="Predict hematocrit from one sample's cells").first \
+            .wait_for(timeout=30_000)
+        assert "Something went wrong" not in page.locator("body").inner_text()
+        # ReDoc's footer always asks for its logo from its CDN: the policy keeps that request
+        # on the page (the only violation), so a closed network sees no attempt to leave it
+        assert {v.split("/")[2] if v.startswith("img-src") else v
+                for v in page.evaluate("window.__csp")} == {"cdn.redoc.ly"}
+        assert {urlparse(url).hostname for url in page.requests_seen} <= {"127.0.0.1",
+                                                                          "cdn.redoc.ly"}

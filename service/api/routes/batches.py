@@ -22,11 +22,14 @@ from service.api.dependencies import ConnectionDep, PredictScope, ReadScope, Sta
 from service.api.errors import ApiError
 from service.api.idempotency import IdempotencyKey, request_digest
 from service.api.negotiation import negotiate
+from service.api.not_found import audited_not_found
 from service.api.responses import BATCH_RESULTS, errors, replayed
 from service.api.schemas import BatchCreated, BatchStatus, ErrorResponse
 from service.db.audit import record_audit
 from service.db.engine import new_id
+from service.db.errors import CommitOutcomeUnknown
 from service.db.idempotency import IdempotencyRecord, replayed_id, save_idempotency
+from service.db.transaction import transaction
 from service.jobs import store as job_store
 from service.jobs.redact import without_paths
 from service.prediction.mapper import csv_lines, error_row, result_row
@@ -34,7 +37,7 @@ from service.tenancy import Principal
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 _CREATED = {**replayed(BatchCreated, "An idempotent retry: the job the first upload created"),
-            **errors(401, 403, 409, 413, 422, 503)}
+            **errors(400, 401, 403, 409, 413, 422, 503, 507)}
 _READ = errors(401, 403, 404, 422, 503)
 _FAILED = {409: {"model": ErrorResponse,
                  "description": "The batch failed as a whole (`job_failed`); the message says "
@@ -91,7 +94,7 @@ async def create_batch(response: Response, state: StateDep, principal: PredictSc
             response.headers["Idempotent-Replayed"] = "true"
             return BatchCreated(id=existing.id, status=existing.status,
                                 links=_links(existing.id))
-        with state.engine.begin() as conn:
+        with transaction(state.engine) as conn:
             job_store.create_job(conn, job_id=job_id, filename=_safe_name(file.filename),
                                  fmt=fmt, upload_path=str(path),
                                  principal=principal.fingerprint, tenant=principal.tenant)
@@ -108,7 +111,9 @@ async def create_batch(response: Response, state: StateDep, principal: PredictSc
             raise
         response.status_code = 200
         return BatchCreated(id=existing.id, status=existing.status, links=_links(existing.id))
-    except BaseException:
+    except CommitOutcomeUnknown:
+        raise  # the job may exist and need its upload: the orphan sweep removes it if not
+    except BaseException:  # nothing half-stored: no job row, no upload (a full disk included)
         shutil.rmtree(folder, ignore_errors=True)
         raise
     response.headers["Location"] = f"/v1/batches/{job_id}"
@@ -123,18 +128,23 @@ def _replay(state: StateDep, principal: Principal, key: str | None,
                                                              tenant=principal.tenant)
 
 
-def _load(conn: ConnectionDep, job_id: str, principal: Principal) -> job_store.JobRow:
-    """The job if the caller's tenant may read it; another tenant's is a plain 404."""
+def _load(conn: ConnectionDep, job_id: str, principal: Principal, state: StateDep,
+          request: Request) -> job_store.JobRow:
+    """The job if the caller's tenant may read it; another tenant's is a plain 404 (audited,
+    as every 404 here is)."""
     job = job_store.get_job(conn, job_id, tenant=principal.read_tenant)
     if job is None:
-        raise ApiError(404, "not_found", f"batch {job_id!r} does not exist", "path.batch_id")
+        raise audited_not_found(state, request, principal, resource="batch", resource_id=job_id,
+                                message=f"batch {job_id!r} does not exist",
+                                field="path.batch_id")
     return job
 
 
 @router.get("/{batch_id}", response_model=BatchStatus, responses=_READ,
             summary="Job status and progress")
-def get_batch(batch_id: str, conn: ConnectionDep, principal: ReadScope) -> BatchStatus:
-    job = _load(conn, batch_id, principal)
+def get_batch(batch_id: str, request: Request, state: StateDep, conn: ConnectionDep,
+              principal: ReadScope) -> BatchStatus:
+    job = _load(conn, batch_id, principal, state, request)
     record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant, action="read",
                  resource="batch", resource_id=batch_id)
     return BatchStatus(id=job.id, status=job.status, filename=job.filename,  # type: ignore[arg-type]
@@ -155,7 +165,7 @@ def get_batch_results(batch_id: str, request: Request, state: StateDep, conn: Co
                       format: Annotated[Literal["csv", "json"] | None, Query(
                           description="csv or json; overrides the Accept header")] = None,
                       ) -> StreamingResponse:
-    job = _load(conn, batch_id, principal)
+    job = _load(conn, batch_id, principal, state, request)
     chosen = format or negotiate(request.headers.get("accept"))
     record_audit(conn, principal=principal.fingerprint, tenant=principal.tenant,
                  action="results", resource="batch", resource_id=batch_id)

@@ -10,28 +10,34 @@ derived from it and i, so a retry replays every sample stored before and scores 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.exc import OperationalError
 
 from ingestion.cells import CellSet
 from ingestion.errors import IngestionError
 from service import metrics
-from service.api.arrow_codec import ARROW_STREAM, cellsets_from_table, read_table, results_stream
+from service.api.arrow_codec import (
+    ARROW_STREAM,
+    cellsets_from_table,
+    echoed_id,
+    read_table,
+    results_stream,
+)
+from service.api.bulk_budget import BulkBudget
+from service.api.bulk_json import Ids, json_items
 from service.api.dependencies import PredictScope, StateDep
-from service.api.errors import ApiError, _location
+from service.api.errors import ApiError, _location, storage_answer
 from service.api.idempotency import IdempotencyKey, request_digest
-from service.api.sample_input import cellset_from_request
 from service.api.schemas import ErrorResponse, PredictionRequest, PredictionResponse
 from service.db.errors import IdempotencyConflict
 from service.prediction.mapper import error_row, rest_body, result_row
 from service.prediction.notice import NOTICE
 from service.prediction.prediction import Prediction
+from service.settings import Settings
 
 log = logging.getLogger("hct.api")
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
@@ -68,98 +74,84 @@ Item = CellSet | Exception
 async def create_predictions_bulk(principal: PredictScope, request: Request, state: StateDep,
                                   idempotency_key: IdempotencyKey = None) -> Response:
     settings = state.settings
-    data = await request.body()
     media = request.headers.get("content-type", _JSON).split(";")[0].strip().lower()
-    if media == ARROW_STREAM:
-        table = read_table(data, settings.max_bulk_samples)
-        items: list[Item] = cellsets_from_table(table, max_cells=settings.max_cells,
-                                                min_cells=settings.min_cells)
-        ids = list(zip(table["patient_id"].to_pylist(), table["sample_id"].to_pylist(),
-                       strict=True))
-    elif media in (_JSON, ""):
-        items, ids = _json_items(data, settings.max_bulk_samples, settings.max_cells,
-                                 settings.min_cells)
-    else:
+    if media not in (ARROW_STREAM, _JSON, ""):
         raise ApiError(415, "unsupported_media_type", f"Content-Type {media!r}: send "
                        f"{_JSON} or {ARROW_STREAM}", "header.content-type")
-    keys: list[str | None] = [None] * len(items)
-    digest = ""
-    if idempotency_key is not None:
-        digest = request_digest(media.encode(), data)
-        stem = hashlib.sha256(idempotency_key.encode()).hexdigest()
-        keys = [f"bulk:{stem}:{i}" for i in range(len(items))]
-    good = [i for i, item in enumerate(items) if isinstance(item, CellSet)]
-    results: list[Any] = list(items)
-    if good:
-        stored = await state.online.predict_many(
-            [items[i] for i in good], principal=principal, source="api",  # type: ignore[misc]
-            keys=[keys[i] for i in good], digest=digest)
-        for i, result in zip(good, stored, strict=True):
-            results[i] = result
-    replayed = all(isinstance(r, tuple) and not r[1] for r in results)
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    if ARROW_STREAM in request.headers.get("accept", ""):
-        rows = [_arrow_row(i, r, ids[i]) for i, r in enumerate(results)]
-        body = await run_in_threadpool(results_stream, rows)
-        return Response(body, media_type=ARROW_STREAM, headers=headers)
-    return Response(BulkResponse(items=[_json_item(r) for r in results]).model_dump_json(),
-                    media_type=_JSON, headers=headers)
+    declared = _declared_length(request, settings.max_body_bytes)
+    budget: BulkBudget = request.app.state.bulk_budget
+    with budget.hold(settings.max_body_bytes if declared is None else declared):
+        data = await _read_body(request, declared)
+        # Decoding and validating a large body takes CPU seconds: off the event loop, so
+        # health checks and other requests are answered meanwhile.
+        items, ids, digest = await run_in_threadpool(
+            _decode, media, data, settings, idempotency_key is not None)
+        del data  # the cells are copied into the CellSets; the body is no longer needed
+        keys: list[str | None] = [None] * len(items)
+        if idempotency_key is not None:
+            stem = hashlib.sha256(idempotency_key.encode()).hexdigest()
+            keys = [f"bulk:{stem}:{i}" for i in range(len(items))]
+        good = [i for i, item in enumerate(items) if isinstance(item, CellSet)]
+        results: list[Any] = list(items)
+        if good:
+            stored = await state.online.predict_many(
+                [items[i] for i in good], principal=principal, source="api",  # type: ignore[misc]
+                keys=[keys[i] for i in good], digest=digest)
+            for i, result in zip(good, stored, strict=True):
+                results[i] = result
+        del items
+        replayed = all(isinstance(r, tuple) and not r[1] for r in results)
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        if ARROW_STREAM in request.headers.get("accept", ""):
+            body = await run_in_threadpool(_arrow_body, results, ids)
+            return Response(body, media_type=ARROW_STREAM, headers=headers)
+        body = await run_in_threadpool(_json_body, results)
+        return Response(body, media_type=_JSON, headers=headers)
 
 
-def _json_items(data: bytes, limit: int, max_cells: int,
-                min_cells: int) -> tuple[list[Item], list[tuple[str | None, str | None]]]:
-    """Samples of a JSON body: validated in one pass when all are valid; otherwise each sample
-    on its own, so one bad sample gets the error the single route gives and the rest still run.
-    """
-    try:
-        bodies: list[PredictionRequest | Exception] = list(
-            BulkRequest.model_validate_json(data).samples)
-    except ValidationError as exc:
-        bodies = _per_sample(data, exc)
-    if len(bodies) > limit:
-        raise ApiError(413, "too_many_samples", f"samples has {len(bodies)} samples: at most "
-                       f"{limit} per request (HCT_MAX_BULK_SAMPLES)", "body.samples")
-    out: list[Item] = []
-    ids: list[tuple[str | None, str | None]] = []
-    for body in bodies:
-        if isinstance(body, Exception):
-            out.append(body)
-            ids.append((None, None))
-            continue
-        ids.append((body.patient_id, body.sample_id))
-        try:
-            out.append(cellset_from_request(body, max_cells=max_cells, min_cells=min_cells))
-        except (IngestionError, ApiError) as exc:
-            out.append(exc)
-    return out, ids
+def _declared_length(request: Request, cap: int) -> int | None:
+    """The body's declared size (the body-size middleware already refused one over `cap`)."""
+    declared = request.headers.get("content-length", "")
+    return min(int(declared), cap) if declared.isdigit() else None
 
 
-def _per_sample(data: bytes, exc: ValidationError) -> list[PredictionRequest | Exception]:
-    """Split a failed bulk validation into per-sample outcomes; a fault outside `samples[i]`
-    (not JSON, no `samples` list, an empty one) fails the whole request as the single route
-    would fail its body."""
-    outside = [e for e in exc.errors(include_url=False, include_input=False)
-               if len(e["loc"]) < 2 or e["loc"][0] != "samples" or not isinstance(e["loc"][1],
-                                                                                  int)]
-    if outside:
-        _raise_validation(outside)
-    raw = json.loads(data)["samples"]
-    out: list[PredictionRequest | Exception] = []
-    for sample in raw:
-        try:
-            out.append(PredictionRequest.model_validate_json(json.dumps(sample)))
-        except ValidationError as sample_exc:
-            out.append(sample_exc)
-    return out
+async def _read_body(request: Request, declared: int | None) -> bytes | bytearray:
+    """The body, read into one buffer of the declared size (no list of chunks joined into a
+    second copy)."""
+    if declared is None:
+        return await request.body()
+    buffer = bytearray(declared)
+    n = 0
+    async for chunk in request.stream():
+        buffer[n:n + len(chunk)] = chunk  # grows the buffer if the client sends more
+        n += len(chunk)
+    del buffer[n:]
+    return buffer
 
 
-def _raise_validation(errors: list[Any]) -> None:
-    first = errors[0]
-    field = _location(("body", *first["loc"]))
-    message = f"{field}: {first['msg']}"
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problems)"
-    raise ApiError(422, "invalid_request", message, field)
+def _decode(media: str, data: bytes | bytearray, settings: Settings,
+            keyed: bool) -> tuple[list[Item], list[Ids], str]:
+    """Samples (or their errors), their ids, and the request digest, from the body."""
+    digest = request_digest(media.encode(), data) if keyed else ""
+    if media != ARROW_STREAM:
+        items, ids = json_items(data, settings.max_bulk_samples, settings.max_cells,
+                                settings.min_cells, settings.local_zone)
+        return items, ids, digest
+    table = read_table(data, settings.max_bulk_samples, settings.max_body_bytes)
+    cellsets: list[Item] = list(cellsets_from_table(table, max_cells=settings.max_cells,
+                                                    min_cells=settings.min_cells,
+                                                    zone=settings.local_zone))
+    arrow_ids = list(zip(table["patient_id"].to_pylist(), table["sample_id"].to_pylist(),
+                         strict=True))
+    return cellsets, arrow_ids, digest
+
+
+def _json_body(results: list[Any]) -> str:
+    return BulkResponse(items=[_json_item(r) for r in results]).model_dump_json()
+
+
+def _arrow_body(results: list[Any], ids: list[Ids]) -> bytes:
+    return results_stream([_arrow_row(i, r, ids[i]) for i, r in enumerate(results)])
 
 
 def _error(exc: Exception) -> tuple[str, str, str | None]:
@@ -180,9 +172,8 @@ def _error(exc: Exception) -> tuple[str, str, str | None]:
         return exc.code, exc.message, exc.field
     if isinstance(exc, IdempotencyConflict):
         return "idempotency_key_reused", str(exc), "header.idempotency-key"
-    if isinstance(exc, OperationalError):
-        return ("database_unavailable", "the database is unavailable; nothing was stored, "
-                "retry later", None)
+    if (stored := storage_answer(exc)) is not None:
+        return stored.code, stored.message, None
     log.error("bulk sample failed: %s", type(exc).__name__, exc_info=exc)
     return "internal_error", "internal error; see the service log", None
 
@@ -199,5 +190,6 @@ def _json_item(result: Any) -> PredictionResponse | ErrorResponse:
 def _arrow_row(seq: int, result: Any, ids: tuple[Any, Any]) -> dict[str, Any]:
     if isinstance(result, Exception):
         code, message, field = _error(result)
-        return {**error_row(seq, ids[0], ids[1], code, message), "error_field": field}
+        return {**error_row(seq, echoed_id(ids[0]), echoed_id(ids[1]), code, message),
+                "error_field": field}
     return {**result_row(seq, result[0]), "error_field": None}

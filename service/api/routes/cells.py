@@ -24,7 +24,7 @@ from service.tenancy import Principal
 router = APIRouter(prefix="/v1/cells", tags=["cells"])
 
 
-@router.post("/fcs", responses=errors(401, 403, 413, 422, 503),
+@router.post("/fcs", responses=errors(400, 401, 403, 413, 422, 503),
              summary="Cells of one FCS file for plotting (downsampled; not stored)")
 async def cells_from_fcs(state: StateDep, principal: ReadScope,
                          file: Annotated[UploadFile, File(description="One FCS file")],

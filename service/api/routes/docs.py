@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 
+from service.api.content_policy import CSP_HEADER, docs_policy
 from service.api.errors import ApiError
 
 ASSETS_URL = "/docs/assets"
@@ -29,23 +30,29 @@ def _root(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
+def _with_policy(page: HTMLResponse) -> HTMLResponse:
+    """The page with the docs' Content-Security-Policy (its inline script allowed by hash)."""
+    page.headers[CSP_HEADER] = docs_policy(bytes(page.body).decode())
+    return page
+
+
 @router.get("/docs")
 def swagger_ui(request: Request) -> HTMLResponse:
     root = _root(request)
-    return get_swagger_ui_html(
+    return _with_policy(get_swagger_ui_html(
         openapi_url=f"{root}{request.app.openapi_url}", title="hct - API docs",
         swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
         swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
-        swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png")
+        swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png"))
 
 
 @router.get("/redoc")
 def redoc(request: Request) -> HTMLResponse:
     root = _root(request)
-    return get_redoc_html(
+    return _with_policy(get_redoc_html(
         openapi_url=f"{root}{request.app.openapi_url}", title="hct - API reference",
         redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
-        redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png", with_google_fonts=False)
+        redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png", with_google_fonts=False))
 
 
 @router.get(ASSETS_URL + "/{name}")

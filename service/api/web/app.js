@@ -104,7 +104,7 @@ $("fcs-form").addEventListener("submit", async (event) => {
   form.append("file", file);
   for (const [id, name] of [["patient-id", "patient_id"], ["sample-id", "sample_id"],
                             ["sex", "sex"], ["measured", "measured_hematocrit_pct"],
-                            ["rbc", "rbc_count_e12_per_l"]]) {
+                            ["rbc", "rbc_count_e12_per_l"], ["collected-at", "collected_at"]]) {
     if ($(id).value.trim()) form.append(name, $(id).value.trim());
   }
   const cellsForm = new FormData();  // the same file and ids, for the plots
@@ -150,6 +150,9 @@ function renderPrediction(p) {
   const measured = p.lab.measured_hematocrit_pct;
   $("measured-value").textContent = measured == null ? "not given"
     : `${fmt(measured)} % (model minus measured ${p.residuals.model >= 0 ? "+" : ""}${fmt(p.residuals.model)} %)`;
+  // as the API states it (with its UTC offset): a wall time alone would be read in the
+  // browser's zone, which need not be the lab's
+  $("collected").textContent = p.lab.collected_at || "not given";
   $("ids").textContent = `${p.patient_id} / ${p.sample_id}`;
   $("model").textContent = `${p.model.name} ${p.model.version}`;
   $("cells-count").textContent = `${p.n_cells} measured, ${p.n_cells_used} read by the model`;

@@ -24,6 +24,14 @@ WRITER = {"X-API-Key": "writer"}  # predict only: reads are insufficient_scope
 WRONG = {"X-API-Key": "wrong"}
 ADMIN = {"X-API-Key": "admin"}
 MAX_BODY, MAX_UPLOAD = 200_000, 64 * 1024
+_MULTIPART = "multipart/form-data; boundary=xyz"
+_UNREADABLE_MULTIPART = [  # (body, content-type): each a 400 from the multipart parser
+    (b"abc", "multipart/form-data"),  # no boundary
+    (b"garbage", _MULTIPART),  # no part at all
+    (b"--xyz\r\n\r\nabc\r\n--xyz--\r\n", _MULTIPART),  # a part without a name
+    (b"".join(b'--xyz\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i
+              for i in range(1001)) + b"--xyz--\r\n", _MULTIPART),  # over 1,000 fields
+]
 
 
 @dataclass
@@ -81,6 +89,9 @@ def _calls(client: TestClient) -> list[Call]:
             Call("post", template, path, 413, {"content": b"x" * (limit + 1),
                                                "headers": {**KEY, "content-type": "text/csv"}}),
         ]
+        if template != "/v1/predictions":  # a multipart body that cannot be parsed
+            calls += [Call("post", template, path, 400, {"content": body, "headers": {
+                **KEY, "content-type": media}}) for body, media in _UNREADABLE_MULTIPART]
     reads = [("/v1/predictions/{prediction_id}", f"/v1/predictions/{pid}", "/v1/predictions/x"),
              ("/v1/predictions/{prediction_id}/fhir", f"/v1/predictions/{pid}/fhir",
               "/v1/predictions/x/fhir"),
@@ -117,7 +128,9 @@ def _calls(client: TestClient) -> list[Call]:
             (403, {"files": {"file": ("s.fcs", _fcs())}, "headers": WRITER}),  # scope
             (422, {"files": {"file": ("e.fcs", b"")}, "headers": READER}),
             (413, {"content": b"x" * (MAX_BODY + 1),
-                   "headers": {**READER, "content-type": "text/csv"}}))],
+                   "headers": {**READER, "content-type": "text/csv"}}),
+            *[(400, {"content": body, "headers": {**READER, "content-type": media}})
+              for body, media in _UNREADABLE_MULTIPART])],
         *[Call("post", "/v1/predictions/bulk", "/v1/predictions/bulk", status, kw)
           for status, kw in (
               (200, {"json": {"samples": [prediction_body("P-B", seed=3)]}, "headers": KEY}),
@@ -132,6 +145,10 @@ def _calls(client: TestClient) -> list[Call]:
                      "headers": {**KEY,
                                  "content-type": "application/vnd.apache.arrow.stream"}}))],
         Call("get", "/v1/predictions", "/v1/predictions?limit=0", 422, {"headers": READER}),
+        Call("get", "/v1/monitoring", "/v1/monitoring?tenant=Not%20A%20Tenant", 422,
+             {"headers": READER}),
+        Call("get", "/v1/monitoring", "/v1/monitoring?tenant=another-lab", 403,
+             {"headers": READER}),  # a tenant's key naming another tenant
         *[Call("get", "/v1/hl7/outbox", "/v1/hl7/outbox", status, kw) for status, kw in (
             (200, {"headers": ADMIN}), (401, {}), (403, {"headers": WRONG}),
             (403, {"headers": READER}))],  # scope
@@ -214,3 +231,19 @@ def test_every_status_and_media_type_sent_is_in_the_openapi_document(app_client)
     media = {m for *_, m in seen}
     assert {"application/json", "application/fhir+json", "x-application/hl7-v2+er7", "text/csv",
             "text/plain"} <= media
+
+
+def test_every_multipart_operation_documents_the_400_of_an_unreadable_body(app_client):
+    doc = app_client.get("/openapi.json", headers=KEY).json()
+    multipart = [(m, path) for path, ops in doc["paths"].items() for m, op in ops.items()
+                 if "multipart/form-data" in op.get("requestBody", {}).get("content", {})]
+    assert sorted(multipart) == [("post", "/v1/batches"), ("post", "/v1/cells/fcs"),
+                                 ("post", "/v1/predictions/fcs")]
+    for method, path in multipart:
+        documented = doc["paths"][path][method]["responses"].get("400")
+        assert documented is not None, f"{method} {path} does not document its 400"
+        assert documented["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/ErrorResponse")
+        for body, media in _UNREADABLE_MULTIPART:
+            r = app_client.post(path, content=body, headers={**KEY, "content-type": media})
+            assert r.status_code == 400 and r.json()["error"]["field"] == "body", r.text

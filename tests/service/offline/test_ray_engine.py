@@ -107,3 +107,37 @@ def test_cli_engine_ray_writes_parquet_and_exits_3_on_errors(settings, tmp_path,
     assert result.exit_code == 3, result.output  # some samples failed, as the local engine
     assert "3 samples scored, 1 errors" in result.stdout
     assert pq.read_table(out).column("status").to_pylist() == ["done", "done", "error", "done"]
+
+
+@pytest.mark.parametrize("precision", ["auto", "int8"])
+def test_ray_opens_the_graph_the_local_engine_opens(settings, tmp_path, precision):
+    # The shipped bundle carries an int8 variant: both engines must choose the same graph by
+    # the same rule (same onnx_sha256 on every row), and under auto give the
+    # same values whatever the blocks their samples were scored in.
+    from service.settings import DEFAULT_MODEL_DIR
+
+    shipped = settings.model_copy(update={"model_dir": DEFAULT_MODEL_DIR,
+                                          "model_precision": precision})
+    export = tmp_path / "export.parquet"
+    _export(export, 12)
+    local_out, ray_out = tmp_path / "local.parquet", tmp_path / "ray.parquet"
+    score_file(export, local_out, shipped, progress=False, batch_size=5)
+    score_with_ray(export, ray_out, shipped, workers=1, rows_per_shard=1200)
+    local, ray = _read(local_out), _read(ray_out)
+    assert {r["onnx_sha256"] for r in local} == {r["onnx_sha256"] for r in ray}
+    assert len({r["onnx_sha256"] for r in local}) == 1
+    if precision == "auto":
+        for want, have in zip(local, ray, strict=True):
+            assert have["hematocrit_pct"] == pytest.approx(want["hematocrit_pct"], abs=1e-4)
+            assert have["hematocrit_lower_pct"] == pytest.approx(want["hematocrit_lower_pct"],
+                                                                 abs=1e-4)
+
+
+def test_local_engine_writes_parquet_for_a_parquet_name(settings, tmp_path):
+    export = tmp_path / "export.parquet"
+    _export(export, 3)
+    out = tmp_path / "results.parquet"
+    assert score_file(export, out, settings, progress=False) == (3, 0)
+    table = pq.read_table(out)  # a real Parquet file, not CSV text under a .parquet name
+    assert table.column_names == list(RESULT_COLUMNS)
+    assert table.schema.field("hematocrit_pct").type == pa.float64()

@@ -129,6 +129,38 @@ def test_hl7_route_returns_the_stored_prediction_as_er7(client):
     assert client.get("/v1/predictions/nope/hl7").status_code == 404
 
 
+def _collection_times(text: str) -> tuple[str, str]:
+    message = _parse_both(text)
+    return str(message.segment("OBR")[7]), str(message.segment("OBX")[14])
+
+
+@pytest.mark.parametrize(("stored", "dtm"), [
+    ("2026-01-01T08:30:00+01:00", "20260101083000+0100"),
+    ("2026-01-01T08:30:00+05:30", "20260101083000+0530"),
+    ("2026-01-01T08:30:00-03:30", "20260101083000-0330"),
+    ("0001-01-01T00:00:00+00:00", "00010101000000+0000"),  # year 1: four digits, not "1"
+    ("0999-06-01T12:00:00+00:00", "09990601120000+0000"),
+    ("2026-01-01T08:30:00", "20260101083000+0000"),  # stored before offsets: UTC
+    ("2026-01-01T08:30:00+15:00", "20251231173000+0000"),  # beyond HL7's +14:00: as UTC
+])
+def test_collection_time_is_a_dtm_with_offset_and_four_digit_year(stored, dtm):
+    record = _record(lab={"collected_at": stored})
+    obr_7, obx_14 = _collection_times(hl7v2.message_for(record))
+    assert obr_7 == obx_14 == dtm
+    expected = datetime.fromisoformat(stored)
+    expected = expected if expected.tzinfo else expected.replace(tzinfo=UTC)
+    assert datetime.strptime(obr_7, "%Y%m%d%H%M%S%z") == expected  # the same instant
+
+
+def test_hl7apy_reads_back_a_year_one_time_as_year_one():
+    text = hl7v2.message_for(_record(lab={"collected_at": "0001-01-01T00:00:00+00:00"}))
+    parsed = parse_message(text, validation_level=VALIDATION_LEVEL.STRICT, find_groups=True)
+    obr = parsed.ORU_R01_PATIENT_RESULT.ORU_R01_ORDER_OBSERVATION.OBR
+    dtm = obr.obr_7.ts_1.children[0].value
+    assert dtm.value == datetime(1, 1, 1) and dtm.offset == "+0000"
+    assert obr.obr_7.ts_1.to_er7() == "00010101000000+0000"  # written back as it came
+
+
 def test_the_same_prediction_and_message_time_render_the_same_text():
     """The outbox renders a message when it sends it, with the time it was queued: a resend
     must be the same text, whenever it is rendered."""

@@ -53,3 +53,48 @@ def test_csv_results_neutralise_spreadsheet_formulas(client):
     text = "".join(csv_lines(rows))
     read = [r["patient_id"] for r in csv.DictReader(io.StringIO(text))]
     assert read == ["'" + h for h in hostile]
+
+
+def test_the_same_cells_give_the_same_value_on_every_path_whatever_shares_the_call(settings,
+                                                                                  tmp_path):
+    # The shipped bundle (it carries an int8 variant) under the default precision: one sample
+    # scored alone, inside a bulk request, inside a batch job and by `hct score`, each time
+    # beside different other samples, gives one value.
+    import json
+
+    from service.settings import DEFAULT_MODEL_DIR
+
+    shipped = settings.model_copy(update={"model_dir": DEFAULT_MODEL_DIR,
+                                          "job_chunk_size": 64})
+    data = export_csv(30, cells=400)
+    cells: dict[str, dict] = {}
+    for row in csv.DictReader(io.StringIO(data.decode())):
+        body = cells.setdefault(row["sample_id"], {"patient_id": row["patient_id"],
+                                                   "sample_id": row["sample_id"],
+                                                   "volume_fl": [], "hemoglobin_pg": []})
+        body["volume_fl"].append(float(row["volume_fl"]))
+        body["hemoglobin_pg"].append(float(row["hemoglobin_pg"]))
+    bodies = list(cells.values())
+    mine = bodies[7]
+    export = tmp_path / "export.csv"
+    export.write_bytes(data)
+    with TestClient(create_app(shipped)) as client:
+        alone = client.post("/v1/predictions", content=json.dumps(mine),
+                            headers={"content-type": "application/json"}).json()
+        crowd = [*[b for b in bodies if b is not mine][:20], mine]
+        bulk = client.post("/v1/predictions/bulk", json={"samples": crowd}).json()["items"][-1]
+        job_id = client.post("/v1/batches", files={
+            "file": ("export.csv", data, "text/csv")}).json()["id"]
+        assert _wait(client, job_id)["status"] == "done"
+        job = next(r for r in client.get(f"/v1/batches/{job_id}/results?format=json").json()
+                   if r["sample_id"] == mine["sample_id"])
+    out = tmp_path / "results.csv"
+    score_file(export, out, shipped, progress=False, batch_size=64)
+    offline = next(r for r in csv.DictReader(out.open()) if r["sample_id"] == mine["sample_id"])
+    value = alone["hematocrit_pct"]
+    assert alone["model"]["onnx_sha256"] == bulk["model"]["onnx_sha256"] == job["onnx_sha256"]
+    for other in (bulk["hematocrit_pct"], job["hematocrit_pct"],
+                  float(offline["hematocrit_pct"])):
+        assert abs(other - value) <= 1e-4
+    low = alone["hematocrit_interval_pct"]["lower"]
+    assert abs(bulk["hematocrit_interval_pct"]["lower"] - low) <= 1e-4

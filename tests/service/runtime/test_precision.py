@@ -35,17 +35,45 @@ def _batch(n: int = 8) -> tuple[np.ndarray, np.ndarray]:
     return cells, np.full(n, 600, dtype=np.int64)
 
 
-def test_auto_runs_int8_on_the_cpu_within_the_cards_limit(int8_bundle):
+def test_auto_serves_fp32_when_int8_values_depend_on_batch_neighbours(int8_bundle):
+    # The shipped int8 graph quantises activations per call: a sample's value moves with the
+    # other samples in its call, so auto keeps fp32; an explicit int8 still runs it.
     bundle = load_bundle(int8_bundle)
     check = bundle.card["variants"]["int8"]["check"]
     assert check["passed"] and check["cohort"]["synthetic"]
-    fp32 = OnnxModel(bundle, "cpu", precision="fp32")
     auto = OnnxModel(bundle, "cpu", precision="auto")
-    assert fp32.precision == "fp32" and auto.precision == "int8"
-    assert auto.graph.sha256 == bundle.card["variants"]["int8"]["sha256"] != bundle.sha256
+    assert auto.precision == "fp32" and auto.graph.sha256 == bundle.sha256
+    assert auto.host_check is not None and auto.host_check["passed"]
+    assert not auto.host_check["batch_independent"]
+    assert auto.host_check["batch_max_abs_diff_pct"] > auto.host_check["batch_tolerance"]
+    assert "depend on the other samples" in auto.graph.why
+    int8 = OnnxModel(bundle, "cpu", precision="int8")
+    assert int8.precision == "int8"
+    assert int8.graph.sha256 == bundle.card["variants"]["int8"]["sha256"] != bundle.sha256
     cells, lengths = _batch()
-    diff = np.abs(auto.predict(cells, lengths) - fp32.predict(cells, lengths)).max()
+    diff = np.abs(int8.predict(cells, lengths) - auto.predict(cells, lengths)).max()
     assert diff <= check["limits"]["max_abs_diff_pct"]
+
+
+def test_auto_runs_an_int8_graph_whose_values_do_not_depend_on_the_batch(int8_bundle,
+                                                                        tmp_path):
+    # A graph in the int8 slot that scores each sample the same alone and in a batch (here the
+    # fp32 graph itself, its sha256 recorded) is what auto takes.
+    from model.card import sha256_file
+
+    steady = tmp_path / "steady"
+    shutil.copytree(int8_bundle, steady)
+    shutil.copyfile(steady / "model.onnx", steady / "model.int8.onnx")
+    card = json.loads((steady / "card.json").read_text())
+    card["variants"]["int8"]["sha256"] = sha256_file(steady / "model.int8.onnx")
+    (steady / "card.json").write_text(json.dumps(card))
+    auto = OnnxModel(load_bundle(steady), "cpu", precision="auto")
+    assert auto.precision == "int8"
+    assert auto.host_check is not None and auto.host_check["batch_independent"]
+    cells, lengths = _batch()
+    whole = auto.predict(cells, lengths)
+    alone = np.array([auto.predict(cells[i:i + 1], lengths[i:i + 1])[0] for i in range(8)])
+    assert np.abs(whole - alone).max() <= auto.host_check["batch_tolerance"]
 
 
 def test_auto_stays_fp32_on_cuda_and_without_a_passed_check(int8_bundle, bundle_dir, tmp_path):
