@@ -35,6 +35,8 @@ from bench.reliability_bulk import bulk_main, bulk_rows
 from bench.reliability_bulk import bulk_markdown as bulk_fuzz_markdown
 from bench.reliability_bulk_load import bulk_load_rows
 from bench.reliability_bulk_load import markdown_lines as bulk_markdown
+from bench.reliability_outbox import outbox_rows
+from bench.reliability_outbox import to_markdown as outbox_markdown
 from bench.reliability_tenancy import markdown as tenancy_markdown
 from bench.reliability_tenancy import tenancy_rows
 from bench.results_io import write_results
@@ -270,6 +272,7 @@ def main() -> None:
         bulk_fuzz, bulk_fuzz_summary = bulk_rows(folder / "bulk_fuzz", args.bulk_fuzz)
         (folder / "tenancy").mkdir()
         tenancy = tenancy_rows(folder / "tenancy")
+        outbox = outbox_rows(folder / "outbox")
     all_statuses = [r["status"] for r in corpus] + [s for f in faults for s in f["statuses"]]
     all_statuses += [r["status"] for r in control if isinstance(r["status"], int)]
     all_statuses += [r["status"] for r in poison if r["case"] != "upload_files_left_after_jobs"]
@@ -295,6 +298,7 @@ def main() -> None:
         "rows_lost": sum(f["lost"] for f in faults),
         "rows_duplicated": sum(f["duplicated"] for f in faults),
         "database": "postgresql" if faults else "skipped (no HCT_TEST_DATABASE_URL)",
+        "hl7_outbox_faults_as_expected": f"{sum(r['ok'] for r in outbox)}/{len(outbox)}",
     }
     lines = ["# Reliability: malformed uploads, poison jobs, control characters, HTTP-head "
              "abuse, schemathesis and database faults", "",
@@ -334,6 +338,7 @@ def main() -> None:
     lines += reliability_db.storage_table(storage)
     lines += bulk_markdown(bulk)
     lines += bulk_fuzz_markdown(bulk_fuzz, bulk_fuzz_summary)
+    lines += outbox_markdown(outbox)
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     write_results(args.out, "reliability", {"summary": summary, "corpus": corpus,
@@ -344,7 +349,8 @@ def main() -> None:
                                              "control_characters": control,
                                              "header_abuse": edge, "schemathesis": fuzzed,
                                              "bulk_load": bulk,
-                                             "monitoring_tenancy": tenancy},
+                                             "monitoring_tenancy": tenancy,
+                                             "hl7_outbox": outbox},
                   markdown)
 
 

@@ -239,6 +239,64 @@ def db_upgrade() -> None:
     typer.echo(f"database at revision {current_revision(engine)}")
 
 
+hl7_app = typer.Typer(help="HL7 delivery to the LIS (the MLLP outbox).", no_args_is_help=True)
+app.add_typer(hl7_app, name="hl7")
+
+
+@hl7_app.command("status")
+def hl7_status() -> None:
+    """Print the outbox's message counts per status."""
+    from service.db import hl7_outbox
+    from service.db.engine import make_engine
+    from service.settings import get_settings
+
+    engine = make_engine(get_settings().database_url_with_password)
+    try:
+        with engine.connect() as conn:
+            for status, n in hl7_outbox.counts(conn).items():
+                typer.echo(f"{status}\t{n}")
+    finally:
+        engine.dispose()
+
+
+@hl7_app.command("requeue")
+def hl7_requeue(
+    ids: Annotated[list[int] | None, typer.Option("--id", help="Outbox message id (repeat for "
+                                                  "several)")] = None,
+    since: Annotated[str | None, typer.Option(help="Only messages queued at or after this ISO "
+                                              "8601 time (no offset: UTC)")] = None,
+) -> None:
+    """Put failed HL7 messages back in the delivery queue (all of them, or by --id / --since),
+    with a fresh attempt budget and their original order; the sender delivers them next."""
+    from datetime import UTC, datetime
+
+    from service.db import hl7_outbox
+    from service.db.audit import record_audit
+    from service.db.engine import make_engine
+    from service.settings import get_settings
+
+    after = None
+    if since is not None:
+        try:
+            after = datetime.fromisoformat(since)
+        except ValueError:
+            _say_error("--since", f"{since!r}: expected an ISO 8601 time, e.g. "
+                       "2026-12-08T03:00:00+00:00")
+            raise typer.Exit(2) from None
+        after = after if after.tzinfo is not None else after.replace(tzinfo=UTC)
+    engine = make_engine(get_settings().database_url_with_password)
+    try:
+        with engine.begin() as conn:
+            found = hl7_outbox.requeue(conn, ids=ids or None, since=after)
+            record_audit(conn, principal="cli", tenant=None, action="requeue",
+                         resource="hl7_outbox", resource_id=None,
+                         detail=f"{len(found)} failed messages requeued")
+    finally:
+        engine.dispose()
+    typer.echo(f"requeued {len(found)} failed messages" + (
+        f": {', '.join(map(str, found))}" if 0 < len(found) <= 50 else ""))
+
+
 @app.command()
 def train(
     data: Annotated[Path, typer.Option(help="Flow-RBC HDF5 (train split used)")],

@@ -64,3 +64,9 @@ QUALITY_SHARE = Gauge("hct_quality_share", "Share of sample-quality verdicts in 
                       ["model_version", "status"])
 BULK_REJECTED = Counter("hct_bulk_rejected_total",
                         "Bulk requests refused because the in-flight bulk bytes were at the limit")
+
+# HL7 outbox (service/delivery/mllp_sender.py): rows per status, refreshed by the sender. Every
+# process's sender counts the same table, so across processes the maximum is the figure.
+HL7_OUTBOX_MESSAGES = Gauge("hct_hl7_outbox_messages",
+                            "HL7 outbox messages by status (pending, sent, rejected, failed)",
+                            ["status"], multiprocess_mode="max")

@@ -30,6 +30,7 @@ from service.api.routes import (
     cells,
     docs,
     health,
+    hl7_outbox,
     model_card,
     monitoring,
     predictions,
@@ -65,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sender = None
         if settings.hl7_mllp_host:
             sender = MllpSender(parts.engine, settings.hl7_mllp_host, settings.hl7_mllp_port,
-                                max_attempts=settings.hl7_mllp_max_attempts)
+                                max_attempts=settings.hl7_mllp_max_attempts,
+                                render_in_child=True)
             sender.start()
         log.info("hct ready: model %s on %s, database %s", parts.model.bundle.version,
                  parts.model.provider, parts.engine.dialect.name)
@@ -84,7 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     install_error_handlers(app)
     for router in (health.router, bulk.router, predictions.router, batches.router,
-                   model_card.router, cells.router, docs.router, monitoring.router):
+                   model_card.router, cells.router, docs.router, monitoring.router,
+                   hl7_outbox.router):
         app.include_router(router)
     web.mount(app)
     app.state.bulk_budget = BulkBudget(settings.max_bulk_inflight_bytes)

@@ -100,6 +100,7 @@ StateDep = Annotated[Components, Depends(get_state)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 PredictScope = Annotated[Principal, Depends(scoped("predict"))]
 ReadScope = Annotated[Principal, Depends(scoped("read"))]
+AdminScope = Annotated[Principal, Depends(scoped("admin"))]
 PredictionBody = Annotated[PredictionRequest, Depends(prediction_request)]
 # scope="function": commit before the response is sent, so a failed commit is a 503, never a
 # 2xx for a transaction that was lost (FastAPI's default ends yield dependencies afterwards).

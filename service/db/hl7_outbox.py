@@ -1,11 +1,20 @@
-"""The HL7 outbox: ORU^R01 messages written in the same transaction as their prediction, and
-handed to the LIS one at a time, in order, by `delivery.mllp_sender`.
+"""The HL7 outbox: one row per prediction the LIS is to receive, written in the same transaction
+as the prediction, and handed to the LIS one at a time, in order, by `delivery.mllp_sender`.
+
+A row references its prediction; the ORU^R01 text is rendered by the sender when it sends
+(`delivery.outbox_message`), so storing a prediction costs one small insert. Rows queued before
+revision 0006 carry their text in `message` and are sent as stored.
 
 Rows move pending → sent (AA), rejected (AR: the LIS refuses it; recorded, not retried) or
-failed (still no AA after the configured attempts). Only the head of the queue (the oldest
-pending row) can be claimed, and only while nobody else holds its lease, so with any number of
-senders messages leave in insertion order and never two at once. A row is marked sent only after
-the LIS acknowledged it, under the lease that sent it.
+failed (still no AA after the configured attempts, or a message that cannot be built); a failed
+row goes back to pending only through `requeue`. Only the head of the queue can be claimed, and
+only while nobody else holds its lease, so with any number of senders messages leave in
+insertion order and never two at once. The head is the oldest pending row, except that a row
+backing off after the LIS answered it with an error (AE/CE: the LIS is up and refuses this one
+message) steps aside until its back-off ends, so one poison message never holds back the
+results behind it; a row backing off after the LIS could not be reached stays the head (the
+others could not be delivered either, and order is kept). A row is marked sent only after the
+LIS acknowledged it, under the lease that sent it.
 """
 
 from __future__ import annotations
@@ -15,12 +24,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from service.db.engine import utcnow
 from service.db.tables import hl7_outbox
-from service.prediction import hl7
+from service.prediction.hl7 import control_id
 from service.prediction.prediction import Prediction
+
+STATUSES = ("pending", "sent", "rejected", "failed")
+NAK_CODES = ("AE", "CE")  # the LIS answered and refused this message for now
 
 
 @dataclass(frozen=True)
@@ -28,44 +40,52 @@ class OutboxRow:
     id: int
     prediction_id: str
     control_id: str
-    message: str
+    message: str | None  # None: render from the prediction (`delivery.outbox_message`)
     attempts: int
+    processing_id: str
+    created_at: datetime
 
 
 def enqueue(conn: Connection, records: Sequence[Prediction], *,
             processing_id: str = "P") -> None:
-    """One outbox row per record, in the caller's transaction (the message text is built now
-    and stored, so every resend is byte-identical)."""
+    """One reference row per record, in the caller's transaction: a committed prediction always
+    has its outbox row, and no HL7 is built here."""
     now = utcnow()
-    rows = [{"prediction_id": r.id, "control_id": hl7.control_id(r),
-             "message": hl7.message_for(r, now=now, processing_id=processing_id),
-             "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-            for r in records]
+    rows = [{"prediction_id": r.id, "control_id": control_id(r), "message": None,
+             "processing_id": processing_id, "status": "pending", "attempts": 0,
+             "next_attempt_at": now, "created_at": now} for r in records]
     if rows:
         conn.execute(insert(hl7_outbox), rows)
 
 
+def _in_line(now: datetime) -> Any:
+    """Not a NAKed row still backing off (that one lets the rows behind it go first)."""
+    c = hl7_outbox.c
+    return or_(c.ack_code.is_(None), c.ack_code.not_in(NAK_CODES), c.next_attempt_at <= now)
+
+
 def claim_head(conn: Connection, owner: str, lease: timedelta,
                now: datetime | None = None) -> OutboxRow | None:
-    """Lease the oldest pending message if it is due and nobody holds it; None otherwise."""
+    """Lease the head (the oldest pending row that has not stepped aside) if it is due and
+    nobody holds it; None otherwise."""
     now = now or utcnow()
+    c = hl7_outbox.c
     head = conn.execute(
-        select(hl7_outbox.c.id, hl7_outbox.c.prediction_id, hl7_outbox.c.control_id,
-               hl7_outbox.c.message, hl7_outbox.c.attempts, hl7_outbox.c.next_attempt_at)
-        .where(hl7_outbox.c.status == "pending").order_by(hl7_outbox.c.id).limit(1)).first()
+        select(c.id, c.prediction_id, c.control_id, c.message, c.attempts, c.next_attempt_at,
+               c.processing_id, c.created_at)
+        .where(c.status == "pending", _in_line(now))
+        .order_by(c.id).limit(1)).first()
     if head is None or head.next_attempt_at > now:  # UtcDateTime: aware on both databases
-        return None  # empty, or the head is backing off: later messages wait behind it
+        return None  # empty, or the LIS is unreachable and the head backs off: the rest wait
     claimed = conn.execute(
         update(hl7_outbox)
-        .where(hl7_outbox.c.id == head.id, hl7_outbox.c.status == "pending",
-               or_(hl7_outbox.c.lease_owner.is_(None), hl7_outbox.c.lease_owner == owner,
-                   hl7_outbox.c.lease_expires_at < now))
-        .values(lease_owner=owner, lease_expires_at=now + lease,
-                attempts=hl7_outbox.c.attempts + 1))
+        .where(c.id == head.id, c.status == "pending",
+               or_(c.lease_owner.is_(None), c.lease_owner == owner, c.lease_expires_at < now))
+        .values(lease_owner=owner, lease_expires_at=now + lease, attempts=c.attempts + 1))
     if claimed.rowcount != 1:
         return None
     return OutboxRow(head.id, head.prediction_id, head.control_id, head.message,
-                     head.attempts + 1)
+                     head.attempts + 1, head.processing_id or "P", head.created_at)
 
 
 def _held(row_id: int, owner: str) -> Any:
@@ -89,9 +109,17 @@ def mark_rejected(conn: Connection, row_id: int, owner: str, ack_code: str, erro
     return done.rowcount == 1
 
 
+def mark_failed(conn: Connection, row_id: int, owner: str, error: str) -> bool:
+    """Give up on the message now (it cannot be built): failed until someone requeues it."""
+    done = conn.execute(update(hl7_outbox).where(_held(row_id, owner)).values(
+        status="failed", last_error=error[:2000], lease_owner=None, lease_expires_at=None))
+    return done.rowcount == 1
+
+
 def mark_retry(conn: Connection, row_id: int, owner: str, *, attempts: int, max_attempts: int,
                delay: timedelta, error: str, ack_code: str | None = None) -> bool:
-    """Not delivered this time: back off (the head stays the head), or give up as failed."""
+    """Not delivered this time: back off (an AE/CE steps aside, anything else stays the head),
+    or give up as failed."""
     status = "failed" if attempts >= max_attempts else "pending"
     done = conn.execute(update(hl7_outbox).where(_held(row_id, owner)).values(
         status=status, ack_code=ack_code, last_error=error[:2000], lease_owner=None,
@@ -99,7 +127,32 @@ def mark_retry(conn: Connection, row_id: int, owner: str, *, attempts: int, max_
     return done.rowcount == 1
 
 
+def requeue(conn: Connection, *, ids: Sequence[int] | None = None,
+            since: datetime | None = None) -> list[int]:
+    """Failed rows back to pending with a fresh attempt budget, due now (all failed rows, or
+    those among `ids`, or queued at or after `since`); returns their ids. They keep their place
+    in the order: an older requeued row is sent before the rows queued after it."""
+    c = hl7_outbox.c
+    where = [c.status == "failed"]
+    if ids is not None:
+        where.append(c.id.in_(list(ids)))
+    if since is not None:
+        where.append(c.created_at >= since)
+    found = [r.id for r in conn.execute(select(c.id).where(*where).order_by(c.id))]
+    if found:
+        conn.execute(update(hl7_outbox).where(c.id.in_(found), c.status == "failed").values(
+            status="pending", attempts=0, ack_code=None, next_attempt_at=utcnow(),
+            lease_owner=None, lease_expires_at=None))
+    return found
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """Rows per status (every status present, zero when none)."""
+    found = dict(conn.execute(select(hl7_outbox.c.status, func.count())
+                              .group_by(hl7_outbox.c.status)).all())
+    return {s: int(found.get(s, 0)) for s in STATUSES}
+
+
 def rows(conn: Connection) -> list[dict[str, Any]]:
     """Every outbox row in delivery order (tests and operators)."""
     return [r._asdict() for r in conn.execute(select(hl7_outbox).order_by(hl7_outbox.c.id))]
-

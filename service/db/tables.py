@@ -138,7 +138,9 @@ hl7_outbox = Table(
     Column("prediction_id", String(36), ForeignKey("predictions.id"), nullable=False,
            unique=True),
     Column("control_id", String(20), nullable=False),  # MSH-10, for the LIS to de-duplicate
-    Column("message", Text, nullable=False),  # ER7, frozen at enqueue: a resend is identical
+    # NULL: the sender renders the ER7 from the stored prediction (rows queued before revision
+    # 0006 carry the text rendered at enqueue, and are sent as stored)
+    Column("message", Text, nullable=True),
     Column("status", String(16), nullable=False),  # pending | sent | rejected | failed
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UtcDateTime(), nullable=False),
@@ -148,5 +150,6 @@ hl7_outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("sent_at", UtcDateTime(), nullable=True),
+    Column("processing_id", String(1), nullable=True),  # MSH-11 when queued; NULL: "P"
     Index("ix_hl7_outbox_status", "status", "id"),
 )

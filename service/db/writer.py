@@ -1,6 +1,7 @@
 """The one writer of predictions: every prediction is stored through a `PredictionWriter`,
 whether it came from a request (with its idempotency key and audit entry) or a batch job, and
-with its HL7 message queued in the same transaction when delivery to a LIS is configured.
+with its HL7 outbox row (a reference the sender renders from) queued in the same transaction
+when delivery to a LIS is configured.
 """
 
 from __future__ import annotations

@@ -1,14 +1,22 @@
 """Delivers the HL7 outbox to the LIS over MLLP, one message at a time, in order.
 
-Each step leases the head of the outbox, sends it in an MLLP block (python-hl7's asyncio
-streams do the `<VT> … <FS><CR>` framing) and waits for the LIS's ACK:
+Each step leases the head of the outbox, renders its ORU^R01 from the stored prediction
+(`outbox_message`: off the store thread, so storing a prediction never waits for HL7), sends it
+in an MLLP block (python-hl7's asyncio streams do the `<VT> … <FS><CR>` framing) and waits for
+the LIS's ACK:
   AA / CA  → sent
-  AE / CE  → retried after a back-off (1 s, 2 s, 4 s … capped), later messages wait behind it
+  AE / CE  → retried after a back-off (1 s, 2 s, 4 s … capped); while it backs off the messages
+             behind it go first (the LIS is up and refuses this one: a poison message must not
+             hold back the rest)
   AR / CR  → rejected, with the LIS's reason recorded; the queue moves on
-  no answer, a dropped connection, an ACK for another control id → retried like AE
-After `max_attempts` tries without an AA the row is marked failed and the queue moves on.
+  no answer, a dropped connection, an ACK for another control id → retried after the back-off,
+             and later messages wait behind it (the LIS is unreachable: order is kept)
+After `max_attempts` tries without an AA the row is marked failed and the queue moves on; a
+message that cannot be built is failed at once. Failed rows stay until `hct hl7 requeue` (or
+`POST /v1/hl7/outbox/requeue`) puts them back in line. The sender keeps the pending and failed
+counts on `/metrics` (`hct_hl7_outbox_messages`).
 
-Guarantee: every prediction stored while delivery is configured has its message in the same
+Guarantee: every prediction stored while delivery is configured has its outbox row in the same
 transaction, and a message is marked sent only after an AA under the lease that sent it, so
 nothing is lost. A crash after the LIS received a message but before it was marked sent means
 the next sender (once the lease expires) sends it again: delivery is at-least-once, and the
@@ -23,6 +31,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -30,7 +39,14 @@ import hl7
 from hl7.mllp import open_hl7_connection
 from sqlalchemy import Engine
 
+from service import metrics
 from service.db import hl7_outbox
+from service.delivery.outbox_message import (
+    ChildRenderer,
+    MessageUnavailable,
+    render,
+    stored_prediction,
+)
 
 log = logging.getLogger("hct.hl7")
 ACCEPTED, ERROR, REJECTED = {"AA", "CA"}, {"AE", "CE"}, {"AR", "CR"}
@@ -50,7 +66,8 @@ class MllpSender:
     def __init__(self, engine: Engine, host: str, port: int, *, max_attempts: int = 10,
                  name: str | None = None, lease_seconds: float = 60.0,
                  timeout_seconds: float = 10.0, backoff_seconds: float = 1.0,
-                 backoff_max_seconds: float = 300.0, poll_seconds: float = 0.5) -> None:
+                 backoff_max_seconds: float = 300.0, poll_seconds: float = 0.5,
+                 gauge_seconds: float = 1.0, render_in_child: bool = False) -> None:
         self.engine, self.host, self.port = engine, host, port
         self.max_attempts = max_attempts
         self.name = name or f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -58,6 +75,10 @@ class MllpSender:
         self.timeout = timeout_seconds
         self.backoff, self.backoff_max = backoff_seconds, backoff_max_seconds
         self.poll_seconds = poll_seconds
+        self.gauge_seconds = gauge_seconds  # how often the outbox counts are refreshed
+        self._gauges_at = -float("inf")
+        # the service renders in a child process; tests and one-shot runs in this thread
+        self._renderer = ChildRenderer() if render_in_child else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: tuple[hl7.mllp.HL7StreamReader, hl7.mllp.HL7StreamWriter] | None = None
@@ -77,6 +98,7 @@ class MllpSender:
         try:
             while not self._stop.is_set():
                 try:
+                    self.refresh_gauges()
                     busy = await self.step()
                 except Exception:  # keep delivering; the lease returns the row to the queue
                     log.exception("hl7 sender step failed")
@@ -85,6 +107,8 @@ class MllpSender:
                     await asyncio.to_thread(self._stop.wait, self.poll_seconds)
         finally:
             await self._close()
+            if self._renderer is not None:
+                self._renderer.close()
 
     async def run_until_idle(self) -> None:
         """Send until the head is absent or backing off (tests and one-shot use)."""
@@ -93,6 +117,17 @@ class MllpSender:
                 pass
         finally:
             await self._close()
+            self.refresh_gauges(force=True)
+
+    def refresh_gauges(self, *, force: bool = False) -> None:
+        """Publish the outbox's pending and failed counts (at most every `gauge_seconds`)."""
+        now = time.monotonic()
+        if not force and now - self._gauges_at < self.gauge_seconds:
+            return
+        self._gauges_at = now
+        with self.engine.connect() as conn:
+            for status, n in hl7_outbox.counts(conn).items():
+                metrics.HL7_OUTBOX_MESSAGES.labels(status).set(n)
 
     # --- one message -----------------------------------------------------------------------
     async def step(self) -> bool:
@@ -102,7 +137,14 @@ class MllpSender:
         if row is None:
             return False
         try:
-            code, reason = await self._deliver(row.message, row.control_id)
+            message = await self._message(row)
+        except MessageUnavailable as exc:
+            with self.engine.begin() as conn:
+                hl7_outbox.mark_failed(conn, row.id, self.name, str(exc))
+            log.error("hl7 message %s failed: %s", row.control_id, exc)
+            return True
+        try:
+            code, reason = await self._deliver(message, row.control_id)
         except DeliveryError as exc:
             await self._close()  # a fresh connection for the next try
             delay = min(self.backoff * 2 ** (row.attempts - 1), self.backoff_max)
@@ -124,6 +166,15 @@ class MllpSender:
                 log.warning("hl7 message %s: lease lost after delivery; it may be resent "
                             "with the same control id", row.control_id)
         return True
+
+    async def _message(self, row: hl7_outbox.OutboxRow) -> str:
+        """The row's stored text, or its ORU^R01 rendered from the stored prediction."""
+        if row.message is not None:
+            return row.message
+        record = stored_prediction(self.engine, row)
+        if self._renderer is None:
+            return render(record, row.created_at, row.processing_id)
+        return await self._renderer.render(record, row.created_at, row.processing_id)
 
     async def _deliver(self, message: str, control_id: str) -> tuple[str, str]:
         """Send one message and read its ACK: (code, reason) for an accept or a reject;

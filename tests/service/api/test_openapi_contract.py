@@ -22,6 +22,7 @@ from tests.service.conftest import prediction_body
 KEY, READER = {"X-API-Key": "full"}, {"X-API-Key": "reader"}
 WRITER = {"X-API-Key": "writer"}  # predict only: reads are insufficient_scope
 WRONG = {"X-API-Key": "wrong"}
+ADMIN = {"X-API-Key": "admin"}
 MAX_BODY, MAX_UPLOAD = 200_000, 64 * 1024
 _MULTIPART = "multipart/form-data; boundary=xyz"
 _UNREADABLE_MULTIPART = [  # (body, content-type): each a 400 from the multipart parser
@@ -46,7 +47,7 @@ class Call:
 def app_client(settings):
     keyed = settings.model_copy(update={
         "api_keys": [f"lab:predict+read:{key_digest('full')}", f"lab:read:{key_digest('reader')}",
-                     f"lab:predict:{key_digest('writer')}"],
+                     f"lab:predict:{key_digest('writer')}", f"ops:admin:{key_digest('admin')}"],
         "max_body_bytes": MAX_BODY, "max_upload_bytes": MAX_UPLOAD})
     with TestClient(create_app(keyed)) as client:
         yield client
@@ -148,6 +149,14 @@ def _calls(client: TestClient) -> list[Call]:
              {"headers": READER}),
         Call("get", "/v1/monitoring", "/v1/monitoring?tenant=another-lab", 403,
              {"headers": READER}),  # a tenant's key naming another tenant
+        *[Call("get", "/v1/hl7/outbox", "/v1/hl7/outbox", status, kw) for status, kw in (
+            (200, {"headers": ADMIN}), (401, {}), (403, {"headers": WRONG}),
+            (403, {"headers": READER}))],  # scope
+        *[Call("post", "/v1/hl7/outbox/requeue", "/v1/hl7/outbox/requeue", status, kw)
+          for status, kw in (
+              (200, {"headers": ADMIN}), (200, {"json": {"ids": [1]}, "headers": ADMIN}),
+              (401, {}), (403, {"headers": WRONG}), (403, {"headers": KEY}),  # scope
+              (422, {"json": {"ids": "all"}, "headers": ADMIN}))],
         Call("get", "/healthz", "/healthz", 200), Call("get", "/readyz", "/readyz", 200),
         Call("get", "/metrics", "/metrics", 200),
     ]
@@ -188,6 +197,9 @@ def _outage_calls(client: TestClient) -> list[Call]:
             Call("post", "/v1/cells/fcs", "/v1/cells/fcs", 503,
                  {"files": {"file": ("s.fcs", _fcs())}, "data": {"patient_id": "P-C"},
                   "headers": READER}),  # the audit
+            Call("get", "/v1/hl7/outbox", "/v1/hl7/outbox", 503, {"headers": ADMIN}),
+            Call("post", "/v1/hl7/outbox/requeue", "/v1/hl7/outbox/requeue", 503,
+                 {"headers": ADMIN}),
             Call("get", "/readyz", "/readyz", 503)]
 
 

@@ -51,7 +51,7 @@ def test_rows_written_before_tenants_belong_to_the_default_tenant(engine):
                           "VALUES (:at, 'anonymous', 'create', 'prediction')"),
                      {"at": at if conn.dialect.name != "sqlite" else at.replace(tzinfo=None)})
     upgrade(engine)
-    assert current_revision(engine) == "0005"  # head: tenants, then job attempts
+    assert current_revision(engine) == "0006"  # head: tenants, job attempts, outbox references
     with engine.connect() as conn:
         row = conn.execute(select(predictions)).one()
         keys = conn.execute(select(idempotency_keys)).all()

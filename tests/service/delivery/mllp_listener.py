@@ -16,11 +16,15 @@ START, END = b"\x0b", b"\x1c\r"
 
 
 class MllpListener:
-    """Answers message n with `script[n]` (then `default`): "AA", "AE", "AR", "drop", "hold"."""
+    """Answers message n with `script[n]` (then `default`): "AA", "AE", "AR", "drop", "hold";
+    a message whose control id or patient id (PID-3) is in `refuse` is answered AE every time
+    (a poison message)."""
 
-    def __init__(self, script: Iterable[str] = (), default: str = "AA") -> None:
+    def __init__(self, script: Iterable[str] = (), default: str = "AA",
+                 refuse: Iterable[str] = ()) -> None:
         self.script = list(script)
         self.default = default
+        self.refuse = set(refuse)
         self.received: list[str] = []  # ER7 of every message read, in order
         self.released = threading.Event()
         self._lock = threading.Lock()
@@ -47,16 +51,19 @@ class MllpListener:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _answer(self, er7: str) -> str | None:
+        message = hl7.parse(er7)
         with self._lock:
             action = self.script[len(self.received)] if len(self.received) < len(
                 self.script) else self.default
+            ids = {str(message.segment("MSH")[10]), str(message.segment("PID")[3][0][0])}
+            if ids & self.refuse:
+                action = "AE"
             self.received.append(er7)
         if action == "drop":
             return None
         if action == "hold":
             assert self.released.wait(60)
             action = "AA"
-        message = hl7.parse(er7)
         ack = message.create_ack(ack_code=action, application="LIS", facility="LAB")
         text = str(ack).rstrip("\r")
         if action != "AA":  # MSA-3 text message, escaped like any value

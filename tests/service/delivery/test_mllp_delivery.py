@@ -68,20 +68,37 @@ def test_messages_are_queued_with_the_prediction_and_sent_in_order(engine):
         ("sent", "AA", 1)] * 5
 
 
-def test_ae_is_retried_after_back_off_and_later_messages_wait_behind_it(engine):
-    _store(engine, 2)
+def test_an_ae_is_retried_after_back_off_while_later_messages_go_first(engine):
+    """An AE for one message (the LIS is up and refuses it) must not hold back the results
+    behind it: they are delivered during its back-off, and it is resent after."""
+    _store(engine, 3)
     with MllpListener(script=["AE"]) as lis:
         sender = _sender(engine, lis.port, backoff_seconds=0.4)
         asyncio.run(sender.run_until_idle())
-        first, second = _rows(engine)
+        first, second, third = _rows(engine)
         assert (first["status"], first["ack_code"], first["attempts"]) == ("pending", "AE", 1)
         assert "try later" in first["last_error"]
-        assert second["status"] == "pending" and second["attempts"] == 0  # not overtaken
-        assert len(lis.received) == 1
+        assert [(r["status"], r["attempts"]) for r in (second, third)] == [("sent", 1)] * 2
         time.sleep(0.5)
         asyncio.run(sender.run_until_idle())
-    assert lis.control_ids()[0] == lis.control_ids()[1]  # the same message, resent
-    assert [(r["status"], r["attempts"]) for r in _rows(engine)] == [("sent", 2), ("sent", 1)]
+    ids = [r["control_id"] for r in _rows(engine)]
+    assert lis.control_ids() == [ids[0], ids[1], ids[2], ids[0]]  # the same message, resent
+    assert [(r["status"], r["attempts"]) for r in _rows(engine)] == [
+        ("sent", 2), ("sent", 1), ("sent", 1)]
+
+
+def test_an_unreachable_lis_keeps_later_messages_behind_the_head(engine):
+    _store(engine, 2)
+    with MllpListener() as gone:
+        port = gone.port
+    asyncio.run(_sender(engine, port, backoff_seconds=0.3).run_until_idle())
+    first, second = _rows(engine)
+    assert (first["status"], first["attempts"]) == ("pending", 1)
+    assert (second["status"], second["attempts"]) == ("pending", 0)  # not tried: order kept
+    time.sleep(0.4)
+    with MllpListener() as lis:
+        asyncio.run(_sender(engine, lis.port).run_until_idle())
+    assert lis.control_ids() == [first["control_id"], second["control_id"]]
 
 
 def test_a_dropped_connection_is_retried_on_a_new_connection(engine):

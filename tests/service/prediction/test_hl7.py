@@ -159,3 +159,12 @@ def test_hl7apy_reads_back_a_year_one_time_as_year_one():
     dtm = obr.obr_7.ts_1.children[0].value
     assert dtm.value == datetime(1, 1, 1) and dtm.offset == "+0000"
     assert obr.obr_7.ts_1.to_er7() == "00010101000000+0000"  # written back as it came
+
+
+def test_the_same_prediction_and_message_time_render_the_same_text():
+    """The outbox renders a message when it sends it, with the time it was queued: a resend
+    must be the same text, whenever it is rendered."""
+    queued = datetime(2026, 1, 2, 3, 5, 0, tzinfo=UTC)
+    first = hl7v2.message_for(_record(), now=queued, processing_id="T")
+    assert hl7v2.message_for(_record(), now=queued, processing_id="T") == first
+    assert hl7v2.message_for(_record(), now=queued.replace(minute=6)) != first
