@@ -35,6 +35,7 @@ from bench.reliability_bulk import bulk_main, bulk_rows
 from bench.reliability_bulk import bulk_markdown as bulk_fuzz_markdown
 from bench.reliability_bulk_load import bulk_load_rows
 from bench.reliability_bulk_load import markdown_lines as bulk_markdown
+from bench.reliability_goals import goal_rows, goals_markdown
 from bench.reliability_outbox import outbox_rows
 from bench.reliability_outbox import to_markdown as outbox_markdown
 from bench.reliability_tenancy import markdown as tenancy_markdown
@@ -300,8 +301,11 @@ def main() -> None:
         "database": "postgresql" if faults else "skipped (no HCT_TEST_DATABASE_URL)",
         "hl7_outbox_faults_as_expected": f"{sum(r['ok'] for r in outbox)}/{len(outbox)}",
     }
-    lines = ["# Reliability: malformed uploads, poison jobs, control characters, HTTP-head "
-             "abuse, schemathesis and database faults", "",
+    goals = goal_rows(bulk_fuzz=bulk_fuzz_summary, bulk_load=bulk, outbox=outbox,
+                      faults=faults)
+    lines = ["# Reliability: malformed uploads, bulk bodies, poison jobs, control characters, "
+             "HTTP-head abuse, schemathesis, tenancy, HL7 outbox, full disks and database "
+             "faults", "", *goals_markdown(goals)[1:], "",
              "| cases tried | as expected | 5xx (not 503) | hangs | worst reader RSS growth | "
              "server VmHWM growth | rows lost | rows duplicated |",
              "|---|---|---|---|---|---|---|---|",
@@ -350,7 +354,7 @@ def main() -> None:
                                              "header_abuse": edge, "schemathesis": fuzzed,
                                              "bulk_load": bulk,
                                              "monitoring_tenancy": tenancy,
-                                             "hl7_outbox": outbox},
+                                             "hl7_outbox": outbox, "goals": goals},
                   markdown)
 
 
