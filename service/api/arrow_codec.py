@@ -28,6 +28,7 @@ from service.api.schemas import CONTROL_CHARACTERS
 from service.collection_time import aware
 from service.prediction.mapper import RESULT_COLUMNS
 from service.prediction.notice import NOTICE
+from service.prediction.result_schema import column_type
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 ID_COLUMNS = ("patient_id", "sample_id")
@@ -37,10 +38,6 @@ LAB_COLUMNS = (*NUMBER_COLUMNS, "sex", "collected_at")
 KNOWN_COLUMNS = (*ID_COLUMNS, *CELL_COLUMNS, *LAB_COLUMNS)
 OUT_COLUMNS = (*RESULT_COLUMNS, "error_field")
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
-_INT_OUT = {"seq", "n_cells", "n_cells_used"}
-_FLOAT_OUT = {"hematocrit_pct", "hematocrit_lower_pct", "hematocrit_upper_pct", "quality_score",
-              "population_mean", "cbc_indices", "moments", "analyzer_formula",
-              "measured_hematocrit_pct", "mcv_fl", "rdw_cv_pct"}
 
 
 @dataclass(frozen=True)
@@ -366,9 +363,7 @@ def _row(i: int, ids: dict[str, list[Any]], lab: dict[str, list[Any]], volume: _
 
 def results_stream(rows: Sequence[dict[str, Any]]) -> bytes:
     """Result rows (`mapper.result_row` / `error_row` plus `error_field`) as an Arrow stream."""
-    fields = [pa.field(name, pa.int64() if name in _INT_OUT
-                       else pa.float64() if name in _FLOAT_OUT else pa.string())
-              for name in OUT_COLUMNS]
+    fields = [pa.field(name, column_type(name)) for name in OUT_COLUMNS]
     schema = pa.schema(fields, metadata={"notice": NOTICE})
     columns = [[row.get(name) for row in rows] for name in OUT_COLUMNS]
     table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, fields,

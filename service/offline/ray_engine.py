@@ -35,7 +35,8 @@ from ingestion.shards import ROWS_PER_SHARD, SETS_PER_SHARD, Shard, iter_shard, 
 from ingestion.tables.long_format import check_header
 from service.collection_time import localized, zone_named
 from service.offline.blocks import bundle_files, offline_predictor, score_block
-from service.offline.result_files import RESULT_SCHEMA, write_results
+from service.offline.result_files import write_results
+from service.prediction.result_schema import RESULT_SCHEMA
 from service.settings import Settings
 
 READ_BLOCK = 256  # samples per block a read task hands on

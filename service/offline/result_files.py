@@ -1,6 +1,6 @@
 """Result rows written as a CSV or Parquet file, chosen by the name's suffix: the CSV text is
-the local engine's (`mapper.csv_lines`), the Parquet columns are `RESULT_COLUMNS` with fixed
-types, so an empty column is typed, not null.
+the local engine's (`mapper.csv_lines`), the Parquet columns are `RESULT_SCHEMA`'s, so an empty
+column is typed, not null.
 """
 
 from __future__ import annotations
@@ -13,15 +13,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from model.baselines import BASELINE_NAMES
 from service.prediction.mapper import RESULT_COLUMNS, csv_lines
+from service.prediction.result_schema import RESULT_SCHEMA
 
-_INTEGER = {"seq", "n_cells", "n_cells_used"}
-_FLOAT = {"hematocrit_pct", "hematocrit_lower_pct", "hematocrit_upper_pct", "quality_score",
-          *BASELINE_NAMES, "measured_hematocrit_pct", "mcv_fl", "rdw_cv_pct"}
-RESULT_SCHEMA = pa.schema([
-    (name, pa.int64() if name in _INTEGER else pa.float64() if name in _FLOAT else pa.string())
-    for name in RESULT_COLUMNS])
 PARQUET_ROWS_PER_GROUP = 10_000
 
 

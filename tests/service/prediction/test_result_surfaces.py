@@ -98,3 +98,20 @@ def test_the_same_cells_give_the_same_value_on_every_path_whatever_shares_the_ca
         assert abs(other - value) <= 1e-4
     low = alone["hematocrit_interval_pct"]["lower"]
     assert abs(bulk["hematocrit_interval_pct"]["lower"] - low) <= 1e-4
+
+
+def test_bulk_arrow_answers_and_parquet_results_share_one_schema():
+    # Every registered baseline is a float column in both, never a string holding numbers.
+    import pyarrow as pa
+
+    from model.baselines import BASELINE_NAMES
+    from service.api.arrow_codec import results_stream
+    from service.prediction.mapper import error_row
+    from service.prediction.result_schema import RESULT_SCHEMA
+
+    stream = results_stream([{**error_row(0, "P", "S", "validation", "bad"),
+                              "error_field": None}])
+    schema = pa.ipc.open_stream(stream).schema
+    assert [(f.name, f.type) for f in schema if f.name != "error_field"] == \
+           [(f.name, f.type) for f in RESULT_SCHEMA]
+    assert all(RESULT_SCHEMA.field(name).type == pa.float64() for name in BASELINE_NAMES)
