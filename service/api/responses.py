@@ -16,9 +16,9 @@ Responses = dict[int | str, dict[str, Any]]
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
                                 "schema": {"type": "integer"}}}
 _ERRORS: Responses = {
-    400: {"description": "The multipart body cannot be read (no boundary, a malformed part, a "
-                         "part without a name, more than 1,000 fields or files); `field` is "
-                         "`body`"},
+    400: {"description": "The body cannot be read: a malformed JSON body, or a multipart body "
+                         "with no boundary, a malformed part, a part without a name, more "
+                         "than 1,000 fields or files; `field` is `body`"},
     401: {"description": "No API key presented (keys are configured)"},
     403: {"description": "The API key is not valid, or lacks the scope this operation needs "
                          "(`insufficient_scope` names it)"},

@@ -3,6 +3,8 @@ failed messages back in line once the LIS (or the cause of a dead letter) is fix
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -13,6 +15,7 @@ from service.db.audit import record_audit
 
 router = APIRouter(prefix="/v1/hl7", tags=["delivery"])
 MAX_IDS = 10_000
+OutboxId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a BIGINT primary key
 
 
 class OutboxCounts(BaseModel):
@@ -27,7 +30,8 @@ class RequeueRequest(BaseModel):
     those queued at or after `since`; both given: failed messages matching both."""
 
     model_config = ConfigDict(extra="forbid")
-    ids: list[int] | None = Field(None, max_length=MAX_IDS, description="Outbox message ids")
+    ids: list[OutboxId] | None = Field(None, max_length=MAX_IDS,
+                                       description="Outbox message ids")
     since: AwareDatetime | None = Field(None, description="Queued at or after (with offset)")
 
 
@@ -42,7 +46,7 @@ def outbox_counts(conn: ConnectionDep, _principal: AdminScope) -> OutboxCounts:
     return OutboxCounts(**hl7_outbox.counts(conn))
 
 
-@router.post("/outbox/requeue", responses=errors(401, 403, 422, 503),
+@router.post("/outbox/requeue", responses=errors(400, 401, 403, 422, 503),
              summary="Put failed HL7 messages back in the delivery queue (fresh attempts, in "
                      "their original order)")
 def requeue(conn: ConnectionDep, principal: AdminScope,
