@@ -66,8 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sender = None
         if settings.hl7_mllp_host:
             sender = MllpSender(parts.engine, settings.hl7_mllp_host, settings.hl7_mllp_port,
-                                max_attempts=settings.hl7_mllp_max_attempts,
-                                render_in_child=True)
+                                max_attempts=settings.hl7_mllp_max_attempts)
             sender.start()
         log.info("hct ready: model %s on %s, database %s", parts.model.bundle.version,
                  parts.model.provider, parts.engine.dialect.name)

@@ -42,7 +42,6 @@ from sqlalchemy import Engine
 from service import metrics
 from service.db import hl7_outbox
 from service.delivery.outbox_message import (
-    ChildRenderer,
     MessageUnavailable,
     render,
     stored_prediction,
@@ -67,7 +66,7 @@ class MllpSender:
                  name: str | None = None, lease_seconds: float = 60.0,
                  timeout_seconds: float = 10.0, backoff_seconds: float = 1.0,
                  backoff_max_seconds: float = 300.0, poll_seconds: float = 0.5,
-                 gauge_seconds: float = 1.0, render_in_child: bool = False) -> None:
+                 gauge_seconds: float = 1.0) -> None:
         self.engine, self.host, self.port = engine, host, port
         self.max_attempts = max_attempts
         self.name = name or f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -77,8 +76,6 @@ class MllpSender:
         self.poll_seconds = poll_seconds
         self.gauge_seconds = gauge_seconds  # how often the outbox counts are refreshed
         self._gauges_at = -float("inf")
-        # the service renders in a child process; tests and one-shot runs in this thread
-        self._renderer = ChildRenderer() if render_in_child else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: tuple[hl7.mllp.HL7StreamReader, hl7.mllp.HL7StreamWriter] | None = None
@@ -107,8 +104,6 @@ class MllpSender:
                     await asyncio.to_thread(self._stop.wait, self.poll_seconds)
         finally:
             await self._close()
-            if self._renderer is not None:
-                self._renderer.close()
 
     async def run_until_idle(self) -> None:
         """Send until the head is absent or backing off (tests and one-shot use)."""
@@ -172,9 +167,7 @@ class MllpSender:
         if row.message is not None:
             return row.message
         record = stored_prediction(self.engine, row)
-        if self._renderer is None:
-            return render(record, row.created_at, row.processing_id)
-        return await self._renderer.render(record, row.created_at, row.processing_id)
+        return render(record, row.created_at, row.processing_id)
 
     async def _deliver(self, message: str, control_id: str) -> tuple[str, str]:
         """Send one message and read its ACK: (code, reason) for an accept or a reject;

@@ -2,9 +2,8 @@
 prediction when it is sent (storage holds a reference, not HL7), or the text a row queued before
 revision 0006 carries.
 
-Rendering with hl7apy costs far more CPU than storing the prediction did, so the service renders
-in a child process (`ChildRenderer`) at a lower CPU priority: it never holds the server's GIL,
-and when cores are scarce serving predictions comes first and delivery catches up after.
+Rendering is plain ER7 text (`service.prediction.hl7`), cheap enough for the sender's own
+thread; storing a prediction never waits on it.
 
 The message time (MSH-7) is the time the row was queued, not the time of this attempt, so every
 resend of a prediction renders the same text under the same control id.
@@ -12,13 +11,8 @@ resend of a prediction renders the same text under the same control id.
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
-from hl7apy.exceptions import HL7apyException
 from sqlalchemy import Engine
 
 from service.db.hl7_outbox import OutboxRow
@@ -28,7 +22,8 @@ from service.prediction.prediction import Prediction
 
 
 class MessageUnavailable(Exception):
-    """The row's message cannot be built (its prediction is gone, or hl7apy refuses it):
+    """The row's message cannot be built (its prediction is gone, or a value cannot be
+    rendered):
     retrying will not help until someone fixes the cause and requeues it."""
 
 
@@ -42,41 +37,9 @@ def stored_prediction(engine: Engine, row: OutboxRow) -> Prediction:
 
 
 def render(record: Prediction, queued_at: datetime, processing_id: str) -> str:
-    """The validated ER7 of `record`'s ORU^R01 (raises MessageUnavailable)."""
+    """The ER7 of `record`'s ORU^R01 (raises MessageUnavailable)."""
     try:
         return hl7.message_for(record, now=queued_at, processing_id=processing_id)
-    except (HL7apyException, ValueError) as exc:
+    except (ValueError, TypeError, KeyError) as exc:
         raise MessageUnavailable(f"ORU^R01 for prediction {record.id} could not be built: "
                                  f"{type(exc).__name__}: {exc}") from None
-
-
-def _lower_priority(nice: int) -> None:
-    os.nice(nice)
-
-
-class ChildRenderer:
-    """`render` in one child process (started on first use, restarted if it dies)."""
-
-    def __init__(self, nice: int = 10) -> None:
-        self.nice = nice
-        self._pool: ProcessPoolExecutor | None = None
-
-    async def render(self, record: Prediction, queued_at: datetime, processing_id: str) -> str:
-        if self._pool is None:
-            # spawn: the server process holds threads (batcher, onnxruntime), unsafe to fork
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_lower_priority,
-                                             initargs=(self.nice,))
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._pool, render, record, queued_at, processing_id)
-        except MessageUnavailable:
-            raise
-        except Exception:  # the child died (BrokenProcessPool) or could not start
-            self.close()
-            raise
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None

@@ -23,7 +23,6 @@ from service.db.migrate import current_revision, upgrade
 from service.db.predictions import get_prediction, insert_predictions
 from service.db.writer import PredictionWriter
 from service.delivery.mllp_sender import MllpSender
-from service.delivery.outbox_message import ChildRenderer, render
 from service.prediction import hl7 as hl7v2
 from tests.service.delivery.mllp_listener import MllpListener
 from tests.service.prediction.test_hl7 import _record
@@ -94,19 +93,6 @@ def test_a_resend_renders_the_same_text(engine):
         sender = _sender(engine, lis.port)
         asyncio.run(sender.run_until_idle())
     assert len(lis.received) == 2 and lis.received[0] == lis.received[1]
-
-
-def test_the_child_renderer_renders_what_the_sender_thread_would(engine):
-    (pid,) = _store(engine, 1)
-    (row,) = _rows(engine)
-    with engine.connect() as conn:
-        stored = get_prediction(conn, pid, tenant=None)
-    renderer = ChildRenderer()
-    try:
-        text_ = asyncio.run(renderer.render(stored, row["created_at"], "T"))
-    finally:
-        renderer.close()
-    assert text_ == render(stored, row["created_at"], "T")
 
 
 def test_after_an_outage_beyond_the_retry_budget_requeue_delivers_each_once_in_order(engine):
