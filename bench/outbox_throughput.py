@@ -66,8 +66,8 @@ def run_once(folder: Path, *, delivery: bool, seconds: float, clients: int,
                 "stored": stored, "seconds": round(load["seconds"], 2),
                 "stored_per_s": round(stored / load["seconds"], 1),
                 "p50_ms": round(load["p50_ms"], 1), "statuses": load["statuses"],
-                # the server process's CPU per stored prediction, and its children's (the
-                # HL7 renderer) over the load
+                # the server process's CPU per stored prediction, and any child processes'
+                # over the load
                 "server_cpu_ms_per_stored": round(1000 * own / max(1, stored), 2),
                 "child_cpu_s": round(children, 2)}
             if delivery:
@@ -113,9 +113,10 @@ def to_markdown(report: dict[str, Any]) -> str:
              "", f"Median stored/s ratio on/off: **{report['median_ratio_on_off']}** "
              f"(per round: {report['ratio_on_off']}); the serving process's CPU per stored "
              f"prediction on/off: **{report['median_cpu_per_stored_on_over_off']}** "
-             f"(per round: {report['cpu_per_stored_on_over_off']}; the HL7 renderer is a "
-             "lower-priority child process, counted apart).", "",
-             "| delivery | stored | stored/s | p50 ms | server CPU ms per stored | renderer CPU s "
+             f"(per round: {report['cpu_per_stored_on_over_off']}; child processes' CPU "
+             "counted apart). Delivered during load: what the sender kept up with while "
+             "serving; a sender that delivers nothing under load costs nothing.", "",
+             "| delivery | stored | stored/s | p50 ms | server CPU ms per stored | child CPU s "
              "| delivered during load | drain s | delivered / queued | resent |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["runs"]:

@@ -92,13 +92,19 @@ def poison_row(folder: Path, n: int = 8) -> dict[str, Any]:
 
 
 def throughput_row(folder: Path) -> dict[str, Any]:
-    """Two on/off pairs (medians): stored/s on a shared machine drifts, so `ok` asks the
-    steadier figure, the serving process's CPU per stored prediction, to grow by under 1/0.9."""
+    """Two on/off pairs (medians): `ok` when stored/s keeps 0.9 of delivery off and the
+    serving process's CPU per stored prediction (steadier on a shared machine) grows by under
+    1/0.9; the messages delivered during the load say whether the sender kept up."""
     report = outbox_throughput.run(folder, 10.0, 2, 16)
     ratio, cpu = report["median_ratio_on_off"], report["median_cpu_per_stored_on_over_off"]
+    on = [r for r in report["runs"] if r["delivery"] == "on"]
+    during = sum(r["delivered_during_load"] for r in on)
+    stored = sum(r["stored"] for r in on)
     return {"case": "stored_per_s_delivery_on_over_off",
             "result": f"stored/s {ratio} (goal >= {MIN_RATIO}); server CPU per stored "
-                      f"{cpu} (goal <= {round(1 / MIN_RATIO, 2)})", "ok": cpu <= 1 / MIN_RATIO}
+                      f"{cpu} (goal <= {round(1 / MIN_RATIO, 2)}); delivered during load "
+                      f"{during} of {stored} stored",
+            "ok": ratio >= MIN_RATIO and cpu <= 1 / MIN_RATIO}
 
 
 def outbox_rows(folder: Path) -> list[dict[str, Any]]:
