@@ -88,6 +88,63 @@ def claim_head(conn: Connection, owner: str, lease: timedelta,
                      head.attempts + 1, head.processing_id or "P", head.created_at)
 
 
+def claim_window(conn: Connection, owner: str, lease: timedelta, limit: int,
+                 now: datetime | None = None) -> list[OutboxRow]:
+    """Lease up to `limit` rows from the head, in order: the head and the due rows right
+    behind it (one statement each way, however many rows), stopping at the first that is not
+    due; [] when the head is absent, backing off or held by someone else."""
+    now = now or utcnow()
+    c = hl7_outbox.c
+    rows = conn.execute(
+        select(c.id, c.prediction_id, c.control_id, c.message, c.attempts, c.next_attempt_at,
+               c.processing_id, c.created_at, c.lease_owner, c.lease_expires_at)
+        .where(c.status == "pending", _in_line(now))
+        .order_by(c.id).limit(limit)).all()
+    window = []
+    for row in rows:
+        free = row.lease_owner in (None, owner) or row.lease_expires_at < now
+        if row.next_attempt_at > now or not free:
+            break  # the rest wait behind it, as they wait behind a head backing off
+        window.append(row)
+    if not window:
+        return []
+    claimed = conn.execute(
+        update(hl7_outbox)
+        .where(c.id.in_([r.id for r in window]), c.status == "pending",
+               or_(c.lease_owner.is_(None), c.lease_owner == owner, c.lease_expires_at < now))
+        .values(lease_owner=owner, lease_expires_at=now + lease, attempts=c.attempts + 1))
+    if claimed.rowcount != len(window):  # another sender took some meanwhile: let it go on
+        release(conn, [r.id for r in window], owner)
+        return []
+    return [OutboxRow(r.id, r.prediction_id, r.control_id, r.message, r.attempts + 1,
+                      r.processing_id or "P", r.created_at) for r in window]
+
+
+def release(conn: Connection, row_ids: Sequence[int], owner: str) -> None:
+    """Give back leased rows that were not tried (their attempt is not counted)."""
+    if not row_ids:
+        return
+    c = hl7_outbox.c
+    conn.execute(update(hl7_outbox)
+                 .where(c.id.in_(list(row_ids)), c.lease_owner == owner, c.status == "pending")
+                 .values(lease_owner=None, lease_expires_at=None, attempts=c.attempts - 1))
+
+
+def mark_sent_many(conn: Connection, acked: Sequence[tuple[int, str]], owner: str) -> int:
+    """The LIS accepted these messages (`(row id, ACK code)`); how many were still ours."""
+    c = hl7_outbox.c
+    done = 0
+    for code in sorted({code for _, code in acked}):
+        ids = [row_id for row_id, k in acked if k == code]
+        done += conn.execute(update(hl7_outbox)
+                             .where(c.id.in_(ids), c.lease_owner == owner,
+                                    c.status == "pending")
+                             .values(status="sent", ack_code=code, sent_at=utcnow(),
+                                     lease_owner=None, lease_expires_at=None,
+                                     last_error=None)).rowcount
+    return done
+
+
 def _held(row_id: int, owner: str) -> Any:
     return and_(hl7_outbox.c.id == row_id, hl7_outbox.c.lease_owner == owner,
                 hl7_outbox.c.status == "pending")

@@ -66,7 +66,7 @@ class MllpSender:
                  name: str | None = None, lease_seconds: float = 60.0,
                  timeout_seconds: float = 10.0, backoff_seconds: float = 1.0,
                  backoff_max_seconds: float = 300.0, poll_seconds: float = 0.5,
-                 gauge_seconds: float = 1.0) -> None:
+                 gauge_seconds: float = 1.0, window: int = 32) -> None:
         self.engine, self.host, self.port = engine, host, port
         self.max_attempts = max_attempts
         self.name = name or f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -75,6 +75,9 @@ class MllpSender:
         self.backoff, self.backoff_max = backoff_seconds, backoff_max_seconds
         self.poll_seconds = poll_seconds
         self.gauge_seconds = gauge_seconds  # how often the outbox counts are refreshed
+        # rows leased, read and marked per database round trip: one message at a time on the
+        # wire, but not three transactions per message against the store's database
+        self.window = window
         self._gauges_at = -float("inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -124,22 +127,47 @@ class MllpSender:
             for status, n in hl7_outbox.counts(conn).items():
                 metrics.HL7_OUTBOX_MESSAGES.labels(status).set(n)
 
-    # --- one message -----------------------------------------------------------------------
+    # --- a window of messages from the head --------------------------------------------------
     async def step(self) -> bool:
-        """Try the head of the outbox once; False when there was nothing due."""
+        """Send the head and the due messages behind it (up to `window`), one at a time in
+        order; False when there was nothing due. A message that is not delivered ends the
+        window (the rest are given back untried, their attempt not counted); the accepted ones
+        are marked sent together at the end."""
         with self.engine.begin() as conn:
-            row = hl7_outbox.claim_head(conn, self.name, self.lease)
-        if row is None:
+            rows = hl7_outbox.claim_window(conn, self.name, self.lease, self.window)
+        if not rows:
             return False
+        texts = self._messages(rows)
+        acked: list[tuple[int, str]] = []
+        started = time.monotonic()
         try:
-            message = await self._message(row)
-        except MessageUnavailable as exc:
+            for k, (row, text) in enumerate(zip(rows, texts, strict=True)):
+                late = k and time.monotonic() - started > self.lease.total_seconds() / 2
+                if late or not await self._one(row, text, acked):
+                    with self.engine.begin() as conn:
+                        hl7_outbox.release(conn, [r.id for r in rows[k + (not late):]],
+                                           self.name)
+                    break
+        finally:
+            if acked:
+                with self.engine.begin() as conn:
+                    done = hl7_outbox.mark_sent_many(conn, acked, self.name)
+                if done != len(acked):
+                    log.warning("hl7: %d of %d delivered messages had lost their lease; they "
+                                "may be resent with the same control ids", len(acked) - done,
+                                len(acked))
+        return True
+
+    async def _one(self, row: hl7_outbox.OutboxRow, text: str | MessageUnavailable,
+                   acked: list[tuple[int, str]]) -> bool:
+        """One message on the wire and its outcome recorded; False ends the window."""
+        if isinstance(text, MessageUnavailable):
             with self.engine.begin() as conn:
-                hl7_outbox.mark_failed(conn, row.id, self.name, str(exc))
-            log.error("hl7 message %s failed: %s", row.control_id, exc)
+                hl7_outbox.mark_failed(conn, row.id, self.name, str(text))
+            log.error("hl7 message %s failed: %s", row.control_id, text)
             return True
         try:
-            code, reason = await self._deliver(message, row.control_id)
+            code, reason = await self._deliver(text, row.control_id)
         except DeliveryError as exc:
             await self._close()  # a fresh connection for the next try
             delay = min(self.backoff * 2 ** (row.attempts - 1), self.backoff_max)
@@ -150,24 +178,32 @@ class MllpSender:
                                       ack_code=exc.ack_code)
             log.warning("hl7 message %s not delivered (attempt %d): %s", row.control_id,
                         row.attempts, exc)
-            return True
-        with self.engine.begin() as conn:
-            if code in REJECTED:
+            return False
+        if code in REJECTED:
+            with self.engine.begin() as conn:
                 hl7_outbox.mark_rejected(conn, row.id, self.name, code,
                                          reason or "no reason given")
-                log.error("hl7 message %s rejected by the LIS (%s): %s", row.control_id, code,
-                          reason)
-            elif not hl7_outbox.mark_sent(conn, row.id, self.name, code):
-                log.warning("hl7 message %s: lease lost after delivery; it may be resent "
-                            "with the same control id", row.control_id)
+            log.error("hl7 message %s rejected by the LIS (%s): %s", row.control_id, code,
+                      reason)
+        else:
+            acked.append((row.id, code))
         return True
 
-    async def _message(self, row: hl7_outbox.OutboxRow) -> str:
-        """The row's stored text, or its ORU^R01 rendered from the stored prediction."""
-        if row.message is not None:
-            return row.message
-        record = stored_prediction(self.engine, row)
-        return render(record, row.created_at, row.processing_id)
+    def _messages(self, rows: list[hl7_outbox.OutboxRow]) -> list[str | MessageUnavailable]:
+        """Each row's stored text, or its ORU^R01 rendered from the stored prediction (read
+        over one connection for the window)."""
+        out: list[str | MessageUnavailable] = []
+        with self.engine.connect() as conn:
+            for row in rows:
+                if row.message is not None:
+                    out.append(row.message)
+                    continue
+                try:
+                    out.append(render(stored_prediction(conn, row), row.created_at,
+                                      row.processing_id))
+                except MessageUnavailable as exc:
+                    out.append(exc)
+        return out
 
     async def _deliver(self, message: str, control_id: str) -> tuple[str, str]:
         """Send one message and read its ACK: (code, reason) for an accept or a reject;

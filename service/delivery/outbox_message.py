@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection
 
 from service.db.hl7_outbox import OutboxRow
 from service.db.predictions import get_prediction
@@ -27,10 +27,9 @@ class MessageUnavailable(Exception):
     retrying will not help until someone fixes the cause and requeues it."""
 
 
-def stored_prediction(engine: Engine, row: OutboxRow) -> Prediction:
+def stored_prediction(conn: Connection, row: OutboxRow) -> Prediction:
     """The prediction a reference row points at (raises MessageUnavailable if it is gone)."""
-    with engine.connect() as conn:
-        record = get_prediction(conn, row.prediction_id, tenant=None)
+    record = get_prediction(conn, row.prediction_id, tenant=None)
     if record is None:
         raise MessageUnavailable(f"prediction {row.prediction_id} is not stored")
     return record

@@ -228,3 +228,14 @@ def test_a_row_queued_before_the_reference_schema_is_sent_as_stored(database_url
         assert [r["status"] for r in _rows(engine)] == ["sent"]
     finally:
         engine.dispose()
+
+
+def test_windows_of_messages_go_out_each_once_in_stored_order(engine):
+    # More rows than one window holds: every message on the wire once, in the stored order,
+    # all marked sent with one attempt each.
+    _store(engine, 70)
+    with MllpListener() as lis:
+        asyncio.run(_sender(engine, lis.port, window=32).run_until_idle())
+    rows = _rows(engine)
+    assert lis.control_ids() == [r["control_id"] for r in rows]
+    assert {(r["status"], r["attempts"]) for r in rows} == {("sent", 1)}
