@@ -7,6 +7,7 @@ copied, never mutated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -99,8 +100,8 @@ class CellSet:
     min_cells: InitVar[int] = DEFAULT_MIN_CELLS
 
     def __post_init__(self, min_cells: int) -> None:
-        _check_id("patient_id", self.patient_id)
-        _check_id("sample_id", self.sample_id)
+        check_id("patient_id", self.patient_id)
+        check_id("sample_id", self.sample_id)
         volume = _as_cells("volume_fl", self.volume_fl)
         hemoglobin = _as_cells("hemoglobin_pg", self.hemoglobin_pg)
         if volume.shape != hemoglobin.shape:
@@ -129,16 +130,19 @@ class CellSet:
         return np.stack([self.volume_fl, self.hemoglobin_pg], axis=1)
 
 
-def _check_id(name: str, value: object) -> None:
+def check_id(name: str, value: object, shown: Callable[[object], str] = repr) -> None:
+    """A patient or sample id's rules; `shown` is how a message quotes the value (a reader of
+    untrusted bytes may cut it short)."""
     if not isinstance(value, str) or not value.strip():
-        raise CellValidationError(f"{name} = {value!r}: must be a non-empty string", field=name)
+        raise CellValidationError(f"{name} = {shown(value)}: must be a non-empty string",
+                                  field=name)
     if len(value) > MAX_ID_LENGTH:
         raise CellValidationError(
             f"{name} has {len(value)} characters: must be at most {MAX_ID_LENGTH}", field=name
         )
     if any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in value):  # Unicode Cc
-        raise CellValidationError(f"{name} = {value!r}: must not contain control characters",
-                                  field=name)
+        raise CellValidationError(f"{name} = {shown(value)}: must not contain control "
+                                  "characters", field=name)
 
 
 def _as_cells(name: str, values: object) -> np.ndarray:

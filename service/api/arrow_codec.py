@@ -9,7 +9,6 @@ sample in request order, with the research-use notice in the schema metadata.
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,11 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingestion.cells import MAX_ID_LENGTH, CellSet, LabValues
+from ingestion.cells import MAX_ID_LENGTH, CellSet, LabValues, check_id
 from ingestion.errors import IngestionError
 from service.api.errors import ApiError
 from service.api.sample_input import check_cell_count
-from service.api.schemas import CONTROL_CHARACTERS
 from service.collection_time import aware
 from service.prediction.mapper import RESULT_COLUMNS
 from service.prediction.notice import NOTICE
@@ -37,7 +35,6 @@ NUMBER_COLUMNS = ("measured_hematocrit_pct", "rbc_count_e12_per_l", "age_years")
 LAB_COLUMNS = (*NUMBER_COLUMNS, "sex", "collected_at")
 KNOWN_COLUMNS = (*ID_COLUMNS, *CELL_COLUMNS, *LAB_COLUMNS)
 OUT_COLUMNS = (*RESULT_COLUMNS, "error_field")
-_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 @dataclass(frozen=True)
@@ -315,23 +312,10 @@ def cellsets_from_table(table: pa.Table, *, max_cells: int, min_cells: int,
     return out
 
 
-def _check_id(name: str, value: object) -> None:
-    """The id checks of `CellSet`, echoing at most 64 characters of the id."""
-    if not isinstance(value, str) or not value.strip():
-        raise IngestionError(f"{name} = {shown_id(value)}: must be a non-empty string",
-                             kind="validation", field=name)
-    if len(value) > MAX_ID_LENGTH:
-        raise IngestionError(f"{name} has {len(value)} characters: must be at most "
-                             f"{MAX_ID_LENGTH}", kind="validation", field=name)
-    if _CONTROL.search(value):
-        raise IngestionError(f"{name} = {shown_id(value)}: must not contain control "
-                             "characters", kind="validation", field=name)
-
-
 def _row(i: int, ids: dict[str, list[Any]], lab: dict[str, list[Any]], volume: _Cells,
          hemoglobin: _Cells, max_cells: int, min_cells: int, zone: tzinfo) -> CellSet:
     for name in ID_COLUMNS:
-        _check_id(name, ids[name][i])
+        check_id(name, ids[name][i], shown_id)  # before the cells, as CellSet orders it
     v, h = volume.row(i), hemoglobin.row(i)
     for name, cells in (("volume_fl", v), ("hemoglobin_pg", h)):
         if cells is None:
