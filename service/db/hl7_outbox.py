@@ -64,30 +64,6 @@ def _in_line(now: datetime) -> Any:
     return or_(c.ack_code.is_(None), c.ack_code.not_in(NAK_CODES), c.next_attempt_at <= now)
 
 
-def claim_head(conn: Connection, owner: str, lease: timedelta,
-               now: datetime | None = None) -> OutboxRow | None:
-    """Lease the head (the oldest pending row that has not stepped aside) if it is due and
-    nobody holds it; None otherwise."""
-    now = now or utcnow()
-    c = hl7_outbox.c
-    head = conn.execute(
-        select(c.id, c.prediction_id, c.control_id, c.message, c.attempts, c.next_attempt_at,
-               c.processing_id, c.created_at)
-        .where(c.status == "pending", _in_line(now))
-        .order_by(c.id).limit(1)).first()
-    if head is None or head.next_attempt_at > now:  # UtcDateTime: aware on both databases
-        return None  # empty, or the LIS is unreachable and the head backs off: the rest wait
-    claimed = conn.execute(
-        update(hl7_outbox)
-        .where(c.id == head.id, c.status == "pending",
-               or_(c.lease_owner.is_(None), c.lease_owner == owner, c.lease_expires_at < now))
-        .values(lease_owner=owner, lease_expires_at=now + lease, attempts=c.attempts + 1))
-    if claimed.rowcount != 1:
-        return None
-    return OutboxRow(head.id, head.prediction_id, head.control_id, head.message,
-                     head.attempts + 1, head.processing_id or "P", head.created_at)
-
-
 def claim_window(conn: Connection, owner: str, lease: timedelta, limit: int,
                  now: datetime | None = None) -> list[OutboxRow]:
     """Lease up to `limit` rows from the head, in order: the head and the due rows right
@@ -148,14 +124,6 @@ def mark_sent_many(conn: Connection, acked: Sequence[tuple[int, str]], owner: st
 def _held(row_id: int, owner: str) -> Any:
     return and_(hl7_outbox.c.id == row_id, hl7_outbox.c.lease_owner == owner,
                 hl7_outbox.c.status == "pending")
-
-
-def mark_sent(conn: Connection, row_id: int, owner: str, ack_code: str) -> bool:
-    """The LIS accepted the message; False if the lease was lost (someone else resends)."""
-    done = conn.execute(update(hl7_outbox).where(_held(row_id, owner)).values(
-        status="sent", ack_code=ack_code, sent_at=utcnow(), lease_owner=None,
-        lease_expires_at=None, last_error=None))
-    return done.rowcount == 1
 
 
 def mark_rejected(conn: Connection, row_id: int, owner: str, ack_code: str, error: str) -> bool:
