@@ -146,6 +146,28 @@ def _measured_note(record: Prediction) -> str | None:
             f"measured: {record.hematocrit_pct - measured:+.1f} %.")
 
 
+def _method(record: Prediction) -> str:
+    """OBX-17: the model, its version and the graph's checksum."""
+    return _coded((f"{record.model_name} {record.model_version}",
+                   f"{architecture_label(record.model_name)} {record.model_name} "
+                   f"{record.model_version} ONNX sha256 {record.onnx_sha256[:12]}", "L"))
+
+
+def _notes(record: Prediction, quality: Quality | None, withheld: bool) -> list[str]:
+    """The estimate's NTE texts: the notice, the baselines, the measured value (unless the
+    value is withheld) and the quality verdict."""
+    notes = [f"Model estimate, not a measured value. {NOTICE}", _baseline_note(record)]
+    measured = _measured_note(record)
+    if measured is not None and not withheld:
+        notes.append(measured)
+    if quality is not None:
+        score = "" if quality.score is None else f" (score {quality.score:.2f})"
+        reasons = "; ".join(quality.reasons) or "none given"
+        verb = "value withheld" if withheld else "value reported"
+        notes.append(f"Quality verdict: {quality.status}{score}, {verb}. Reasons: {reasons}.")
+    return notes
+
+
 def _segment(name: str, fields: Mapping[int, str], first: int = 1) -> str:
     """One ER7 segment: `fields` by HL7 field number (already escaped), empty ones between
     them, none after the last (MSH counts from MSH-2: MSH-1 is the `|` itself)."""
@@ -167,9 +189,7 @@ def message_for(record: Prediction, *, interval: Interval | None = None,
     low, high = record.reference_range
     collected = _dtm(record.lab.get("collected_at"))
     reported = _dtm(record.created_at)
-    method = _coded((f"{record.model_name} {record.model_version}",
-                     f"{architecture_label(record.model_name)} {record.model_name} "
-                     f"{record.model_version} ONNX sha256 {record.onnx_sha256[:12]}", "L"))
+    method = _method(record)
 
     segments = [
         _segment("MSH", {2: "^~\\&", 3: SENDING_APPLICATION, 5: escape(receiving_application),
@@ -190,15 +210,7 @@ def message_for(record: Prediction, *, interval: Interval | None = None,
         obx.update({5: _fmt(record.hematocrit_pct), 8: record.flag, 11: "P"})
     segments.append(_segment("OBX", obx))
 
-    notes = [f"Model estimate, not a measured value. {NOTICE}", _baseline_note(record)]
-    measured = _measured_note(record)
-    if measured is not None and not withheld:
-        notes.append(measured)
-    if quality is not None:
-        score = "" if quality.score is None else f" (score {quality.score:.2f})"
-        reasons = "; ".join(quality.reasons) or "none given"
-        verb = "value withheld" if withheld else "value reported"
-        notes.append(f"Quality verdict: {quality.status}{score}, {verb}. Reasons: {reasons}.")
+    notes = _notes(record, quality, withheld)
     segments += [_segment("NTE", {1: str(i), 2: "L", 3: escape(text)})
                  for i, text in enumerate(notes, start=1)]
 

@@ -11,7 +11,6 @@ from hl7apy.base_datatypes import DateTimeDataType
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message
 
-from model.card import architecture_label
 from service.prediction.hl7 import (
     LOCAL_INTERVAL,
     LOCAL_PANEL,
@@ -21,11 +20,11 @@ from service.prediction.hl7 import (
     VERSION,
     Interval,
     Quality,
-    _baseline_note,
     _coded,
     _dtm,
     _fmt,
-    _measured_note,
+    _method,
+    _notes,
     control_id,
     escape,
     interval_of,
@@ -90,9 +89,7 @@ def oru_r01(record: Prediction, *, interval: Interval | None = None,
     order.obr.obr_22 = reported
     order.obr.obr_25 = "P"
 
-    method = _coded((f"{record.model_name} {record.model_version}",
-                     f"{architecture_label(record.model_name)} {record.model_name} "
-                     f"{record.model_version} ONNX sha256 {record.onnx_sha256[:12]}", "L"))
+    method = _method(record)
     obs = order.add_group("ORU_R01_OBSERVATION")
     obx = obs.obx
     obx.obx_1 = "1"
@@ -111,15 +108,7 @@ def oru_r01(record: Prediction, *, interval: Interval | None = None,
     obx.obx_17 = method
     obx.obx_19 = reported
 
-    notes = [f"Model estimate, not a measured value. {NOTICE}", _baseline_note(record)]
-    measured = _measured_note(record)
-    if measured is not None and not withheld:
-        notes.append(measured)
-    if quality is not None:
-        score = "" if quality.score is None else f" (score {quality.score:.2f})"
-        reasons = "; ".join(quality.reasons) or "none given"
-        verb = "value withheld" if withheld else "value reported"
-        notes.append(f"Quality verdict: {quality.status}{score}, {verb}. Reasons: {reasons}.")
+    notes = _notes(record, quality, withheld)
     for i, text in enumerate(notes, start=1):
         nte = obs.add_segment("NTE")
         nte.nte_1 = str(i)
