@@ -17,8 +17,7 @@ import hl7
 import pytest
 
 from service.db import hl7_outbox
-from service.db.engine import make_engine, new_id
-from service.db.migrate import upgrade
+from service.db.engine import new_id
 from service.db.writer import PredictionWriter
 from service.delivery.mllp_sender import MllpSender as Hl7Sender
 from tests.service.conftest import prediction_body
@@ -28,17 +27,11 @@ from tests.service.prediction.test_hl7 import _record
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-def _store(engine, n: int) -> list[str]:
-    """Store n predictions through the writer (which queues their messages); returns ids."""
-    records = [replace(_record(), id=new_id(), patient_id=f"P-{i}") for i in range(n)]
+def _store(engine, n: int, first: int = 0) -> list[str]:
+    """Store n predictions (patients P-first on) through the writer, which queues their
+    messages; returns ids."""
+    records = [replace(_record(), id=new_id(), patient_id=f"P-{i}")
+               for i in range(first, first + n)]
     with engine.begin() as conn:
         PredictionWriter(hl7_processing_id="T").write(conn, records)
     return [r.id for r in records]

@@ -11,7 +11,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import hl7
-import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -21,37 +20,10 @@ from service.db import hl7_outbox
 from service.db.engine import make_engine, new_id, utcnow
 from service.db.migrate import current_revision, upgrade
 from service.db.predictions import get_prediction, insert_predictions
-from service.db.writer import PredictionWriter
-from service.delivery.mllp_sender import MllpSender
 from service.prediction import hl7 as hl7v2
 from tests.service.delivery.mllp_listener import MllpListener
+from tests.service.delivery.test_mllp_delivery import _rows, _sender, _store
 from tests.service.prediction.test_hl7 import _record
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-def _store(engine, n: int, first: int = 0) -> list[str]:
-    records = [replace(_record(), id=new_id(), patient_id=f"P-{i}")
-               for i in range(first, first + n)]
-    with engine.begin() as conn:
-        PredictionWriter(hl7_processing_id="T").write(conn, records)
-    return [r.id for r in records]
-
-
-def _rows(engine) -> list[dict]:
-    with engine.connect() as conn:
-        return hl7_outbox.rows(conn)
-
-
-def _sender(engine, port: int, **kw) -> MllpSender:
-    return MllpSender(engine, "127.0.0.1", port, **{"backoff_seconds": 0.0,
-                                                    "timeout_seconds": 5, **kw})
 
 
 def _closed_port() -> int:
